@@ -1,0 +1,3 @@
+from matcher.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The typer command-line interface: a thin shell over the library."""

@@ -1,0 +1,38 @@
+"""The `matcher` command: sub-commands are registered here; each lives in its own module."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from matcher import __version__
+from matcher.cli import catalog_cmd
+
+app = typer.Typer(
+    name="matcher",
+    help="기술애로 매칭: route a company's technical difficulty to the research institutes that can solve it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+app.add_typer(catalog_cmd.app, name="catalog")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"matcher {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """기술애로 매칭 엔진 (matcher)."""
+
+
+def main() -> None:
+    app()

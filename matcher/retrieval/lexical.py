@@ -1,0 +1,66 @@
+"""Korean lexical retrieval: BM25 (bm25s) over kiwipiepy content morphemes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import bm25s
+import numpy as np
+
+from matcher.korean import tokenize_many
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best (scores, ids) of a dense score row, best first; ties broken by lower id."""
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    order = np.lexsort((part, -scores[part]))
+    ids = part[order]
+    return scores[ids].astype(np.float32), ids.astype(np.int64)
+
+
+class BM25Index:
+    """BM25 over morphemes; `search` returns FAISS-shaped `(scores, ids)`; ids -1 where nothing matched."""
+
+    def __init__(self, retriever: bm25s.BM25, n_docs: int):
+        self.retriever = retriever
+        self.n_docs = n_docs
+
+    @classmethod
+    def build(cls, texts: Sequence[str]) -> BM25Index:
+        return cls.from_tokens(tokenize_many(list(texts)))
+
+    @classmethod
+    def from_tokens(cls, corpus_tokens: list[list[str]]) -> BM25Index:
+        retriever = bm25s.BM25(k1=1.2, b=0.75)
+        retriever.index([toks or ["∅"] for toks in corpus_tokens], show_progress=False)
+        return cls(retriever, len(corpus_tokens))
+
+    def scores(self, query_tokens: list[str]) -> np.ndarray:
+        if not query_tokens:
+            return np.zeros(self.n_docs, dtype=np.float32)
+        return np.asarray(self.retriever.get_scores(query_tokens), dtype=np.float32)
+
+    def search_tokens(self, queries: list[list[str]], k: int) -> tuple[np.ndarray, np.ndarray]:
+        k = min(k, self.n_docs)
+        out_s = np.zeros((len(queries), k), dtype=np.float32)
+        out_i = np.full((len(queries), k), -1, dtype=np.int64)
+        for row, toks in enumerate(queries):
+            s, i = top_k(self.scores(toks), k)
+            keep = s > 0
+            out_s[row, : keep.sum()] = s[keep]
+            out_i[row, : keep.sum()] = i[keep]
+        return out_s, out_i
+
+    def search(self, texts: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.search_tokens(tokenize_many(list(texts)), k)
+
+    def save(self, directory: str | Path) -> None:
+        self.retriever.save(str(directory))
+
+    @classmethod
+    def load(cls, directory: str | Path, n_docs: int) -> BM25Index:
+        return cls(bm25s.BM25.load(str(directory)), n_docs)
