@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from matcher.problems import InputError, Problem, problems_from_validation
 
 Retriever = Literal["e5", "use", "bm25", "tfidf", "hashing"]
-"""Retriever names: dense `e5` (default model or `e5_model`), `use`, `hashing` (tests only); lexical `bm25`, `tfidf`."""
+"""Retriever names: dense `e5`, `use`, `hashing` (tests only); lexical `bm25`, `tfidf`."""
 
 
 class MatcherConfig(BaseModel):

@@ -56,7 +56,7 @@ class MatchResult:
     """Per-institute feature rows for the learned re-ranker (not serialised)."""
 
     def ranked_institutes(self) -> list[str]:
-        """Institutes in recommendation order, each once (a joint recommendation adds its members in order)."""
+        """Institutes in recommendation order, each once (a joint recommendation adds its members)."""
         seen: list[str] = []
         for rec in self.recommendations:
             for inst in rec.institutes:

@@ -11,7 +11,7 @@ from matcher.cli import catalog_cmd
 
 app = typer.Typer(
     name="matcher",
-    help="기술애로 매칭: route a company's technical difficulty to the research institutes that can solve it.",
+    help="기술애로 매칭: route a technical difficulty to the research institutes that can solve it.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
