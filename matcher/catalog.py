@@ -113,7 +113,9 @@ def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
     return None
 
 
-def _parse_institute_file(path: Path) -> tuple[Institute | None, list[Capability], list[Problem]]:
+def _parse_institute_file(
+    path: Path,
+) -> tuple[Institute | None, list[tuple[Capability, int | None]], list[Problem]]:
     """Parse one institute file; return what is valid and every problem found."""
     name = str(path)
     try:
@@ -162,7 +164,7 @@ def _parse_institute_file(path: Path) -> tuple[Institute | None, list[Capability
             )
     inst_id = institute.id if institute else (raw_inst or {}).get("id", path.stem)
 
-    capabilities: list[Capability] = []
+    capabilities: list[tuple[Capability, int | None]] = []
     raw_caps = data.get("capabilities") or []
     caps_node = _child(root, "capabilities")
     if not isinstance(raw_caps, list):
@@ -191,7 +193,7 @@ def _parse_institute_file(path: Path) -> tuple[Institute | None, list[Capability
             continue
         raw["institute"] = inst_id
         try:
-            capabilities.append(Capability.model_validate(raw))
+            capabilities.append((Capability.model_validate(raw), line))
         except ValidationError as exc:
             problems += problems_from_validation(
                 exc, file=name, line=line, record=record, field_lines=_line_map(node) if node else None
@@ -230,12 +232,16 @@ def load_catalog(directory: str | Path) -> Catalog:
             else:
                 where[inst.id] = str(path)
                 institutes.append(inst)
-        for cap in caps:
+        for cap, line in caps:
             key = f"record:{cap.id}"
             if key in where:
                 problems.append(
                     Problem(
-                        str(path), f"duplicate record id (also in {where[key]})", record=cap.id, field="id"
+                        str(path),
+                        f"duplicate record id (also in {where[key]})",
+                        line=line,
+                        record=cap.id,
+                        field="id",
                     )
                 )
                 continue

@@ -26,6 +26,17 @@ from matcher.schema import Request
 
 
 @dataclass
+class Prepared:
+    """A batch of requests with their needs, flattened into queries."""
+
+    requests: list[Request]
+    texts: list[str]
+    needs: list[list[str]]
+    queries: list[str]
+    spans: list[tuple[int, int]]
+
+
+@dataclass
 class QueryHits:
     """Per query (whole request or one need): fused record hits, institute scores, raw retriever peaks."""
 
@@ -78,6 +89,17 @@ class Matcher:
 
     def match_batch(self, requests: Sequence[Request]) -> list[MatchResult]:
         start = time.perf_counter()
+        prepared = self.prepare(requests)
+        retrieved = self.retrieve(prepared.queries)
+        return self.rank(prepared, retrieved, started=start)
+
+    def with_config(self, config: MatcherConfig) -> Matcher:
+        """The same indexes under other knobs (for tuning: retrieval is reused, only ranking changes)."""
+        return Matcher(self.indexes, config, self.reranker)
+
+    # ------------------------------------------------------------------ retrieval
+    def prepare(self, requests: Sequence[Request]) -> Prepared:
+        """Texts, needs and the flat list of queries (whole request first, then its needs)."""
         cfg = self.config
         texts = [r.full_text()[: cfg.max_text_chars] for r in requests]
         needs = [split_needs(t, max_needs=cfg.max_needs, min_chars=cfg.min_need_chars) for t in texts]
@@ -87,36 +109,51 @@ class Matcher:
         for text, parts in zip(texts, needs, strict=True):
             spans.append((len(queries), len(queries) + 1 + len(parts)))
             queries += [text, *parts]
-        hits = self._search(queries)
-        per_request_ms = (time.perf_counter() - start) * 1000 / max(1, len(requests))
-        return [
-            self._result(req, text, parts, hits[a:b], per_request_ms)
-            for req, text, parts, (a, b) in zip(requests, texts, needs, spans, strict=True)
-        ]
+        return Prepared(list(requests), texts, needs, queries, spans)
 
-    # ------------------------------------------------------------------ retrieval
-    def _search(self, queries: list[str]) -> list[QueryHits]:
+    def retrieve(self, queries: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Every retriever's `(scores, ids)` hits for every query: the expensive, knob-independent part."""
         cfg, idx = self.config, self.indexes
-        per_retriever: list[tuple[np.ndarray, np.ndarray]] = []
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name in cfg.retrievers:
             if name in idx.dense:
                 encoder, index = idx.dense[name]
                 vectors = encoder.encode(queries, kind="query", batch_size=cfg.encode_batch_size)
-                per_retriever.append(
-                    index.search(
-                        vectors, cfg.hits_per_need, ef_search=cfg.hnsw_ef_search, nprobe=cfg.ivf_nprobe
-                    )
+                out[name] = index.search(
+                    vectors, cfg.hits_per_need, ef_search=cfg.hnsw_ef_search, nprobe=cfg.ivf_nprobe
                 )
             elif name == "bm25" and idx.bm25 is not None:
-                per_retriever.append(idx.bm25.search_tokens(tokenize_many(queries), cfg.hits_per_need))
+                out[name] = idx.bm25.search_tokens(tokenize_many(queries), cfg.hits_per_need)
             elif name == "tfidf" and idx.tfidf is not None:
-                per_retriever.append(idx.tfidf.search(queries, cfg.hits_per_need))
+                out[name] = idx.tfidf.search(queries, cfg.hits_per_need)
             else:
                 raise RuntimeError(f"retriever {name!r} has no index loaded")
-        weights = list(cfg.retriever_weights)
+        return out
+
+    def rank(
+        self,
+        prepared: Prepared,
+        retrieved: dict[str, tuple[np.ndarray, np.ndarray]],
+        started: float | None = None,
+    ) -> list[MatchResult]:
+        """Fuse, aggregate, plan teams and attach evidence under this matcher's knobs."""
+        hits = self._fuse(retrieved, len(prepared.queries))
+        elapsed = time.perf_counter() - started if started is not None else 0.0
+        per_request_ms = elapsed * 1000 / max(1, len(prepared.requests))
+        return [
+            self._result(req, text, parts, hits[a:b], per_request_ms)
+            for req, text, parts, (a, b) in zip(
+                prepared.requests, prepared.texts, prepared.needs, prepared.spans, strict=True
+            )
+        ]
+
+    def _fuse(self, retrieved: dict[str, tuple[np.ndarray, np.ndarray]], n_queries: int) -> list[QueryHits]:
+        cfg, idx = self.config, self.indexes
+        names = [n for n in cfg.retrievers if n in retrieved]
+        weights = [cfg.weights_for(n) for n in names]
         out = []
-        for q in range(len(queries)):
-            row = [(s[q], i[q]) for s, i in per_retriever]
+        for q in range(n_queries):
+            row = [(retrieved[n][0][q], retrieved[n][1][q]) for n in names]
             if cfg.fusion == "rrf":
                 ids, scores = rrf(row, weights, cfg.rrf_k)
                 scores = scores / rrf_ceiling(weights, cfg.rrf_k)
@@ -133,8 +170,8 @@ class Matcher:
                 temperature=cfg.agg_temperature,
             )
             peaks = {
-                name: float(s[q][i[q] >= 0].max()) if (i[q] >= 0).any() else 0.0
-                for name, (s, i) in zip(cfg.retrievers, per_retriever, strict=True)
+                n: float(s[q][i[q] >= 0].max()) if (i[q] >= 0).any() else 0.0
+                for n, (s, i) in ((n, retrieved[n]) for n in names)
             }
             out.append(QueryHits(ids, scores, inst, peaks))
         return out
@@ -202,6 +239,7 @@ class Matcher:
         C = coverage_matrix(rows)
         w = np.full(len(rows), 1.0 / len(rows))
         labels = [*needs, text]
+        best_single = max(float(w @ C[:, i]) for i in range(C.shape[1]))
         out = []
         for team in plan_teams(
             C, w, penalty=cfg.joint_penalty, margin=cfg.joint_margin, max_size=cfg.joint_max_size
@@ -219,7 +257,9 @@ class Matcher:
                         float(w[: len(needs)] @ C[: len(needs), m]),
                     )
                 )
-            value = float(max(score[list(members)])) * (1.0 + team.gain)
+            # Teams rank by their coverage value, on the single-institute score scale: a team worth
+            # `best single value + x` scores x above the top single recommendation (relatively).
+            value = float(score[candidates[0]]) * (1.0 + team.value - best_single)
             out.append((value, members, tuple(covers)))
         return out
 

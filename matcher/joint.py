@@ -5,7 +5,8 @@ A request's needs (rows) and candidate institutes (columns) form a coverage matr
 
     f(S) = sum_j w_j * max_{i in S} C[j, i]      minus  penalty * (|S| - 1)
 
-and is proposed only when it beats its best member alone by `margin` and every member is needed
+and is proposed only when it beats its best member alone by `margin`, is no worse than the best
+single institute, and every member is needed
 (removing one loses more than the penalty), so a single-field request is never padded.
 """
 
@@ -81,13 +82,23 @@ def plan_teams(
     teams = []
     for members in candidates:
         team = _team(C, w, members, penalty, single)
-        if team.gain >= margin and _every_member_needed(C, w, members, penalty):
+        # Better than its best member by the margin, not worse than the best institute alone, no passenger.
+        if (
+            team.gain >= margin
+            and team.value >= single.max()
+            and _every_member_needed(C, w, members, penalty)
+        ):
             teams.append(team)
     teams.sort(key=lambda t: (-t.value, len(t.members), t.members))
     return teams[:limit]
 
 
 def coverage_matrix(need_scores: np.ndarray) -> np.ndarray:
-    """Normalise per-need institute scores so the best institute of each need has coverage 1."""
-    peak = need_scores.max(axis=1, keepdims=True)
-    return np.divide(need_scores, peak, out=np.zeros_like(need_scores, dtype=np.float64), where=peak > 0)
+    """Min-max normalise each need's scores over the candidates: best 1, worst 0.
+
+    Fused scores are compressed (reciprocal ranks of a few hundred hits differ little), so a plain
+    ratio to the best would make every candidate look like it covers every need.
+    """
+    lo = need_scores.min(axis=1, keepdims=True)
+    span = need_scores.max(axis=1, keepdims=True) - lo
+    return np.divide(need_scores - lo, span, out=np.zeros_like(need_scores, dtype=np.float64), where=span > 0)

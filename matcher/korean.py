@@ -21,7 +21,7 @@ STOP_MORPHEMES = frozenset({"하", "되", "있", "없", "같", "이", "않", "�
 def _kiwi():
     from kiwipiepy import Kiwi
 
-    return Kiwi(num_workers=0)
+    return Kiwi()
 
 
 def normalize_text(text: str) -> str:

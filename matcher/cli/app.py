@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from matcher import __version__
-from matcher.cli import catalog_cmd
+from matcher.cli import catalog_cmd, engine_cmd, eval_cmd
 
 app = typer.Typer(
     name="matcher",
@@ -17,6 +17,12 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(catalog_cmd.app, name="catalog")
+app.add_typer(engine_cmd.model_app, name="model")
+app.add_typer(engine_cmd.index_app, name="index")
+app.command("match")(engine_cmd.match)
+app.command("evaluate")(eval_cmd.evaluate)
+app.command("compare")(eval_cmd.compare)
+app.command("tune")(eval_cmd.tune)
 
 
 def _version(value: bool) -> None:

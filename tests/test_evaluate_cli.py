@@ -1,0 +1,67 @@
+"""`matcher evaluate` and `matcher compare` on the fixture data."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from matcher.cli.app import app
+from tests.conftest import FIXTURE_REQUESTS
+
+runner = CliRunner()
+
+
+def test_evaluate_json_and_outputs(fast_config_file, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        ["evaluate", "-d", str(FIXTURE_REQUESTS), "-C", str(fast_config_file), "--json", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["n"] == 12 and data["n_empty"] == 1 and data["n_multi"] == 2
+    for key in (
+        "hit@1",
+        "hit@3",
+        "hit@5",
+        "recall@3",
+        "recall@5",
+        "mrr",
+        "ndcg@5",
+        "full_cover@3",
+        "jaccard@1",
+        "abstain_precision",
+        "abstain_recall",
+    ):
+        assert key in data["metrics"]
+    assert data["metrics"]["hit@5"] == 1.0
+    assert set(data["per_institute"]) == {"kims", "katech", "keti", "kicet", "ktl"}
+    assert {"ci95", "config", "latency_ms", "confusions"} <= set(data)
+    for name in ("report.md", "results.jsonl", "config.toml", "qrels.txt", "run.txt", "summary.json"):
+        assert (out / name).is_file(), name
+    assert len((out / "results.jsonl").read_text().splitlines()) == 12
+
+    same = runner.invoke(app, ["compare", str(out), str(out), "--json"])
+    assert same.exit_code == 0
+    assert json.loads(same.stdout)["metrics"]["mrr"]["diff"] == 0.0
+
+
+def test_unknown_gold_label_is_reported_and_counted_as_miss(fast_config_file, tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text(
+        '{"id": "a", "text": "차량 ECU EMC 시험", "institutes": ["katech", "화성연구소"]}\n', encoding="utf-8"
+    )
+    result = runner.invoke(app, ["evaluate", "-d", str(data), "-C", str(fast_config_file), "--json"])
+    assert result.exit_code == 0
+    summary = json.loads(result.stdout)
+    assert summary["unknown_labels"] == ["화성연구소"]
+    assert summary["metrics"]["recall@5"] == 0.5
+
+
+def test_bad_dataset_line_is_input_error(fast_config_file, tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"id": "a", "text": "ok", "institutes": []}\n{"id": "b"}\nnot json\n', encoding="utf-8")
+    result = runner.invoke(app, ["evaluate", "-d", str(data), "-C", str(fast_config_file)])
+    assert result.exit_code == 2
+    assert ":2" in result.output and "text" in result.output and ":3" in result.output

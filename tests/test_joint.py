@@ -1,0 +1,55 @@
+"""Joint planning on hand-made coverage matrices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from matcher.joint import coverage, coverage_matrix, greedy_team, objective, plan_teams
+
+# Two needs: institute 0 is best at need 0, institute 1 at need 1, institute 2 is mediocre at both.
+C2 = np.array([[1.0, 0.2, 0.6], [0.1, 1.0, 0.6]])
+W2 = np.array([0.5, 0.5])
+
+
+def test_objective_hand_computed():
+    assert coverage(C2, W2, [0]) == pytest.approx(0.55)
+    assert coverage(C2, W2, [0, 1]) == pytest.approx(1.0)
+    assert objective(C2, W2, [0, 1], penalty=0.1) == pytest.approx(0.9)
+
+
+def test_pair_found_with_known_optimum():
+    [team] = plan_teams(C2, W2, penalty=0.05, margin=0.1, limit=1)
+    assert set(team.members) == {0, 1}
+    assert team.value == pytest.approx(0.95)
+    assert team.gain == pytest.approx(0.95 - 0.6)  # best single is institute 2 (0.6)
+
+
+def test_margin_respected():
+    assert plan_teams(C2, W2, penalty=0.05, margin=0.4) == []
+
+
+def test_no_padding_of_single_field_request():
+    # Institute 0 is best at every need: nobody should be added to it.
+    C = np.array([[1.0, 0.9, 0.3], [1.0, 0.5, 0.8], [1.0, 0.7, 0.2]])
+    assert plan_teams(C, np.full(3, 1 / 3), penalty=0.02, margin=0.05) == []
+
+
+def test_passenger_rejected_in_triples():
+    # Three needs covered by 0, 1, 2; institute 3 adds nothing once 0-2 are in.
+    C = np.array([[1, 0, 0, 0.9], [0, 1, 0, 0], [0, 0, 1, 0]], dtype=float)
+    w = np.full(3, 1 / 3)
+    teams = plan_teams(C, w, penalty=0.01, margin=0.05, max_size=3, limit=10)
+    assert set(teams[0].members) == {0, 1, 2}
+    assert teams[0].value == pytest.approx(1.0 - 2 * 0.01)
+    assert all(not {0, 3} <= set(t.members) for t in teams)
+
+
+def test_greedy_matches_exact_on_simple_case():
+    assert set(greedy_team(C2, W2, penalty=0.05)) == {0, 1}
+    assert len(greedy_team(C2, W2, penalty=0.9)) == 1
+
+
+def test_coverage_matrix_normalises_rows():
+    got = coverage_matrix(np.array([[2.0, 1.0, 1.5], [0.0, 0.0, 0.0]]))
+    assert got.tolist() == [[1.0, 0.0, 0.5], [0.0, 0.0, 0.0]]
