@@ -35,7 +35,7 @@ def test_approximate_indexes_return_valid_ids():
     x = rng.normal(size=(2000, 16)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     for kind in ("hnsw", "ivf"):
-        scores, ids = CapabilityIndex.build(x, kind).search(x[:5], 5, nprobe=64)
+        _, ids = CapabilityIndex.build(x, kind).search(x[:5], 5, nprobe=64)
         assert ids.shape == (5, 5) and (ids >= 0).all()
         assert (ids[:, 0] == np.arange(5)).all()
 
@@ -78,6 +78,6 @@ def test_embedding_cache_survives_reload(tmp_path):
 
 def test_bm25_korean_matches_morphemes():
     index = BM25Index.build(["차량 전장부품의 EMC 시험을 수행한다", "세라믹 소결로", "SiC 전력반도체 패키징"])
-    scores, ids = index.search(["ECU에서 emc 시험에 떨어졌어요", "sic 모듈"], 2)
+    _, ids = index.search(["ECU에서 emc 시험에 떨어졌어요", "sic 모듈"], 2)
     assert ids[0, 0] == 0 and ids[1, 0] == 2
     assert ids[1, 1] == -1  # nothing else matched
