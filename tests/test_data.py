@@ -59,7 +59,7 @@ def test_no_overlap_between_train_and_dev():
 def test_requests_do_not_repeat_catalog_titles():
     """Requests describe problems, not capabilities: no descriptive record title appears verbatim."""
     titles = {normalize_text(c.title) for c in catalog().capabilities}
-    titles = {t for t in titles if len(t) >= 10}
+    titles = {t for t in titles if len(t) >= 8}
     for path in (TRAIN, DEV):
         for gold in load_labeled(path, catalog()):
             text = normalize_text(gold.request.text)
