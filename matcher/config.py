@@ -39,17 +39,17 @@ class MatcherConfig(BaseModel):
     e5_autocast_bf16: bool = True
     hits_per_need: int = Field(default=200, ge=1)
     fusion: Literal["rrf", "weighted"] = "rrf"
-    rrf_k: float = Field(default=60.0, gt=0)
+    rrf_k: float = Field(default=10.0, gt=0)
 
     # Needs: the request split into clauses, each searched on its own as well as the whole text.
     max_needs: int = Field(default=4, ge=0)
     min_need_chars: int = Field(default=12, ge=1)
-    whole_weight: float = Field(default=0.6, ge=0, le=1)
+    whole_weight: float = Field(default=0.4, ge=0, le=1)
     """Weight of the whole request against the mean of its needs in the institute score."""
 
     # Aggregation of record scores into institute scores.
     aggregation: Literal["max", "topk_mean", "softmax_sum"] = "topk_mean"
-    agg_k: int = Field(default=3, ge=1)
+    agg_k: int = Field(default=5, ge=1)
     agg_temperature: float = Field(default=0.1, gt=0)
 
     # Output.
@@ -62,10 +62,10 @@ class MatcherConfig(BaseModel):
 
     # Joint (융복합) planning.
     joint: bool = True
-    joint_candidates: int = Field(default=8, ge=2)
+    joint_candidates: int = Field(default=4, ge=2)
     joint_max_size: int = Field(default=3, ge=2, le=3)
-    joint_penalty: float = Field(default=0.05, ge=0)
-    joint_margin: float = Field(default=0.1, ge=0)
+    joint_penalty: float = Field(default=0.0, ge=0)
+    joint_margin: float = Field(default=0.02, ge=0)
 
     # Dense index.
     index_type: Literal["flat", "hnsw", "ivf", "auto"] = "auto"

@@ -69,7 +69,7 @@ def test_missing_config_file_is_input_error():
 
 
 def test_joint_recommendation_for_two_field_request(fast_matcher):
-    cfg = fast_matcher.config.replace(joint_margin=0.02, joint_penalty=0.0)
+    cfg = fast_matcher.config.replace(joint_margin=0.02, joint_penalty=0.0, aggregation="max")
     result = fast_matcher.with_config(cfg).match(
         "식각 장비용 이트리아 세라믹 부품이 플라즈마에 빨리 깎입니다. "
         "그리고 전기차 구동모터 효율을 다이나모로 평가받고 싶습니다."

@@ -149,7 +149,7 @@ def tune(
             "stage1": {
                 "trials": len(stage1),
                 "best_changes": best1.changes,
-                "mrr_in_sample": float(m1.max(axis=1).max()),
+                "mrr_in_sample": float(m1.mean(axis=1).max()),
                 "mrr_default": float(m1[0].mean()),
                 "mrr_cv": cv1,
                 "folds": folds,
