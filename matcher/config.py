@@ -112,6 +112,24 @@ def _toml_value(value: Any) -> str:
 PRESETS = ("hybrid", "dense", "e5", "use", "bm25", "tfidf")
 
 
+def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
+    """`key=value` strings (values in TOML syntax, bare words as strings) into a dict of knob changes.
+
+    Raises:
+        InputError: a pair without `=`.
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError([Problem("--set", f"expected key=value, got {pair!r}")])
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = raw.strip()
+    return out
+
+
 def load_config(source: str | Path | None = None, **overrides: Any) -> MatcherConfig:
     """Load a config from a TOML file path or a preset name (default: `hybrid`).
 

@@ -65,3 +65,16 @@ def test_bad_dataset_line_is_input_error(fast_config_file, tmp_path):
     result = runner.invoke(app, ["evaluate", "-d", str(data), "-C", str(fast_config_file)])
     assert result.exit_code == 2
     assert ":2" in result.output and "text" in result.output and ":3" in result.output
+
+
+def test_set_overrides_a_knob_and_rejects_garbage(fast_config_file):
+    args = ["evaluate", "-d", str(FIXTURE_REQUESTS), "-C", str(fast_config_file), "--json", "--batched"]
+    result = runner.invoke(app, [*args, "--set", "joint=false", "--set", "rrf_k=30"])
+    assert result.exit_code == 0, result.output
+    config = json.loads(result.stdout)["config"]
+    assert config["joint"] is False and config["rrf_k"] == 30
+    assert json.loads(result.stdout)["metrics"]["full_cover@3"] == 0.0
+    bad = runner.invoke(app, [*args, "--set", "rrf_k"])
+    assert bad.exit_code == 2 and "key=value" in bad.output
+    unknown = runner.invoke(app, [*args, "--set", "nonsense=1"])
+    assert unknown.exit_code == 2 and "nonsense" in unknown.output

@@ -21,7 +21,7 @@ from matcher.cli.output import (
     progress_callback,
     user_errors,
 )
-from matcher.config import MatcherConfig, load_config
+from matcher.config import MatcherConfig, load_config, parse_overrides
 from matcher.index_store import StaleIndex, build_indexes, read_manifest
 from matcher.result import MatchResult
 from matcher.schema import KIND_LABEL_KO, CapabilityKind, Request
@@ -31,6 +31,10 @@ ConfigOpt = Annotated[
     typer.Option("--config", "-C", help="TOML config file or preset (hybrid, dense, bm25, tfidf, use)."),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config knob, e.g. --set joint=false --set rrf_k=30 (repeatable)."),
+]
 
 model_app = typer.Typer(help="Install and list encoder models (all offline).", no_args_is_help=True)
 index_app = typer.Typer(help="Build and inspect the capability indexes.", no_args_is_help=True)
@@ -184,6 +188,7 @@ def match(
     ] = None,
     top: Annotated[int | None, typer.Option("--top", "-k", min=1, help="Number of recommendations.")] = None,
     config: ConfigOpt = None,
+    overrides: SetOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Match one request: ranked institutes and combinations, each with its evidence.
@@ -195,7 +200,7 @@ def match(
     """
     with user_errors(as_json):
         raw = read_request_text(text, file)
-        cfg = load_config(config, top=top)
+        cfg = load_config(config, top=top, **parse_overrides(overrides))
         if not raw.strip():
             fail("요청 내용이 비어 있습니다 (empty request).", EXIT_INPUT)
         if len(raw) > cfg.max_text_chars:

@@ -10,7 +10,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from matcher.cli.engine_cmd import ConfigOpt, JsonFlag, load_matcher
+from matcher.cli.engine_cmd import ConfigOpt, JsonFlag, SetOpt, load_matcher
 from matcher.cli.output import (
     EXIT_INPUT,
     console,
@@ -20,7 +20,7 @@ from matcher.cli.output import (
     progress_callback,
     user_errors,
 )
-from matcher.config import PRESETS, load_config
+from matcher.config import PRESETS, load_config, parse_overrides
 from matcher.datasets import load_labeled
 from matcher.evaluation.metrics import JOINT_METRICS, RANKING_METRICS
 from matcher.evaluation.report import ABSTAIN_KEYS, fmt, write_run_dir
@@ -69,6 +69,7 @@ def evaluate(
         bool, typer.Option("--batched", help="Encode in batches (faster; latency is then per batch).")
     ] = False,
     top: Annotated[int, typer.Option(help="Rank depth evaluated (recommendations per request).")] = 10,
+    overrides: SetOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run the matcher on every labeled request and report metrics with 95% bootstrap intervals.
@@ -83,13 +84,15 @@ def evaluate(
             summaries = {}
             for name in BASELINES:
                 err_console.print(f"[dim]baseline {name}…[/]")
-                summaries[name] = _evaluate_one(name, dataset, out / name if out else None, not batched, top)
+                summaries[name] = _evaluate_one(
+                    name, dataset, out / name if out else None, not batched, top, parse_overrides(overrides)
+                )
             if as_json:
                 print_json({"baselines": summaries})
             else:
                 _baseline_table(summaries)
             return
-        summary = _evaluate_one(config, dataset, out, not batched, top)
+        summary = _evaluate_one(config, dataset, out, not batched, top, parse_overrides(overrides))
     if as_json:
         print_json(summary)
         return

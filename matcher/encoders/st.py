@@ -47,7 +47,8 @@ class SentenceTransformerEncoder:
         if threads:
             torch.set_num_threads(threads)
         self.model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        model = self.model
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
         self.id = f"st:{self.path.name}@{model_fingerprint(self.path)}"
         self.autocast_bf16 = autocast_bf16
