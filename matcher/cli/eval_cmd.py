@@ -32,9 +32,9 @@ DatasetOpt = Annotated[Path, typer.Option("--dataset", "-d", help="Labeled reque
 
 
 def _evaluate_one(
-    config_name: str | None, dataset: Path, out: Path | None, one_at_a_time: bool, top: int
+    config_name: str | None, dataset: Path, out: Path | None, one_at_a_time: bool, top: int, overrides: dict
 ) -> dict:
-    cfg = load_config(config_name)
+    cfg = load_config(config_name, **overrides)
     cfg = cfg.replace(top=max(cfg.top, top))
     matcher = load_matcher(cfg)
     golds = load_labeled(dataset, matcher.catalog, strict=False)
