@@ -78,3 +78,18 @@ def test_set_overrides_a_knob_and_rejects_garbage(fast_config_file):
     assert bad.exit_code == 2 and "key=value" in bad.output
     unknown = runner.invoke(app, [*args, "--set", "nonsense=1"])
     assert unknown.exit_code == 2 and "nonsense" in unknown.output
+
+
+def test_tune_writes_a_loadable_config(fast_config_file, tmp_path):
+    from matcher.config import load_config
+
+    out = tmp_path / "tune"
+    result = runner.invoke(app, ["tune", "-d", str(FIXTURE_REQUESTS), "-C", str(fast_config_file), "--trials", "4",
+                                 "--folds", "2", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["stage1"]["trials"] == 5 and 0 <= report["stage1"]["mrr_cv"] <= 1
+    assert report["stage1"]["mrr_in_sample"] >= report["stage1"]["mrr_default"]
+    assert {"jaccard@1_all", "hit@1_single", "padded_singles"} <= set(report["stage2"])
+    tuned = load_config(out / "tuned.toml")
+    assert tuned.name == "tuned" and tuned.abstain_threshold >= 0
