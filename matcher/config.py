@@ -64,14 +64,14 @@ class MatcherConfig(BaseModel):
     joint: bool = True
     joint_candidates: int = Field(default=4, ge=2)
     joint_max_size: int = Field(default=3, ge=2, le=3)
-    joint_penalty: float = Field(default=0.0, ge=0)
-    joint_margin: float = Field(default=0.02, ge=0)
+    joint_penalty: float = Field(default=0.1, ge=0)
+    joint_margin: float = Field(default=0.05, ge=0)
 
     # Dense index.
     index_type: Literal["flat", "hnsw", "ivf", "auto"] = "auto"
     hnsw_m: int = 32
-    hnsw_ef_search: int = 256
-    ivf_nprobe: int = 32
+    hnsw_ef_search: int = 512
+    ivf_nprobe: int = 128
     search_threads: int = 1
 
     # Learned re-ranker (a JSON file written by `matcher train reranker`), optional.
