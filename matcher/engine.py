@@ -70,6 +70,12 @@ class Matcher:
             reranker = LinearReranker.load(config.reranker)
         return cls(indexes, config, reranker)
 
+    def _record_kinds(self, compute) -> np.ndarray:
+        """Kind code per record, computed once per matcher (not per request)."""
+        if getattr(self, "_kinds", None) is None:
+            self._kinds = compute(self.indexes.records)
+        return self._kinds
+
     # ------------------------------------------------------------------ public API
     def match(self, request: Request | str) -> MatchResult:
         if isinstance(request, str):
@@ -188,9 +194,17 @@ class Matcher:
             score = cfg.whole_weight * score + (1 - cfg.whole_weight) * need_mean
         features = {}
         if self.reranker is not None:
-            from matcher.rerank import institute_features
+            from matcher.rerank import institute_features, record_kinds
 
-            features = institute_features(score, whole, need_hits, self.indexes.owner, self._n_inst)
+            features = institute_features(
+                score,
+                whole,
+                need_hits,
+                self.indexes.owner,
+                self._n_inst,
+                kinds=self._record_kinds(record_kinds),
+                prior=self.reranker.prior_vector(self.catalog.institute_ids),
+            )
             score = self.reranker.score(features)
         order = np.lexsort((np.arange(self._n_inst), -score))
         confidence = float(score[order[0]]) if self._n_inst else 0.0

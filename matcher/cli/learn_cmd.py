@@ -1,0 +1,368 @@
+"""`matcher train ...` and `matcher feedback ...`: learn from past cases and record triage verdicts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from matcher.cli.engine_cmd import ConfigOpt, JsonFlag, load_matcher
+from matcher.cli.output import (
+    EXIT_INPUT,
+    console,
+    err_console,
+    fail,
+    print_json,
+    progress_callback,
+    user_errors,
+)
+from matcher.config import load_config
+from matcher.datasets import iter_jsonl, load_labeled
+
+train_app = typer.Typer(
+    help="Learn from past cases: fine-tune the encoder, fit the re-ranker.", no_args_is_help=True
+)
+feedback_app = typer.Typer(help="Record and export triage staff's verdicts (SQLite).", no_args_is_help=True)
+
+TrainOpt = Annotated[
+    Path, typer.Option("--train", "-t", help="Labeled training requests (JSONL); never the dev set.")
+]
+DbOpt = Annotated[Path, typer.Option("--db", help="Feedback database (SQLite file).")]
+
+
+def _guard_dev(train: Path, dev: Path | None = None) -> None:
+    """Refuse to train on the dev set (same file, or any dev request text among the training texts)."""
+    if not train.is_file():
+        fail(f"{train}: 파일이 없습니다 (file not found)", EXIT_INPUT)
+    if dev is None:
+        if "dev" in train.name:
+            err_console.print("[yellow]경고: dev 세트로 학습하면 dev 수치는 더 이상 공정하지 않습니다.[/]")
+        return
+    if not dev.is_file():
+        fail(f"{dev}: 파일이 없습니다 (file not found)", EXIT_INPUT)
+    if train.resolve() == dev.resolve():
+        fail("--train과 --dev가 같은 파일입니다 (never train on dev).", EXIT_INPUT)
+    texts = {json.loads(raw).get("text") for _, raw in iter_jsonl(train)}
+    shared = sum(1 for _, raw in iter_jsonl(dev) if json.loads(raw).get("text") in texts)
+    if shared:
+        fail(f"dev 요청 {shared}건이 학습 데이터에 있습니다 (dev leaks into --train).", EXIT_INPUT)
+
+
+# ---------------------------------------------------------------------- train encoder
+@train_app.command("encoder")
+def train_encoder(
+    train: TrainOpt = Path("data/requests/train.jsonl"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the model (models/NAME).")] = Path(
+        "models/e5-small-ft"
+    ),
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the pairs.")] = 1,
+    max_pairs: Annotated[int, typer.Option(min=1, help="At most this many (request, record) pairs.")] = 2000,
+    batch_size: Annotated[int, typer.Option(min=2, help="Pairs per step (in-batch negatives).")] = 16,
+    time_budget: Annotated[
+        float | None, typer.Option("--time-budget", help="Stop training cleanly after this many seconds.")
+    ] = None,
+    dev: Annotated[
+        Path | None, typer.Option("--dev", help="Labeled dev requests: e5 metrics before/after in the card.")
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fine-tune the config's e5 model on (request, gold-institute record) pairs with hard negatives.
+
+    CPU only (bf16 autocast). Saves a sentence-transformers directory with README.md and
+    model_card_data.json; use it with `e5_model = "OUT"` in a config (the index is rebuilt on first use).
+    JSON shape: {"out", "pairs", "steps", "steps_planned", "seconds", "stopped_by_time_budget", "dev"}.
+    """
+    from matcher.catalog import load_catalog
+    from matcher.encoders.registry import load_encoder
+    from matcher.index_store import encode_records
+    from matcher.learning import encoder as ft
+
+    _guard_dev(train, dev)
+    with user_errors(as_json):
+        cfg = load_config(config)
+        base = load_encoder(
+            "e5", e5_model=cfg.e5_model, model_dir=cfg.model_dir, autocast_bf16=cfg.e5_autocast_bf16
+        )
+        base_path = Path(base.path)  # type: ignore[attr-defined]
+        if out.resolve() == base_path.resolve():
+            fail("--out이 원본 모델과 같습니다 (choose another directory).", EXIT_INPUT)
+        catalog = load_catalog(cfg.catalog_dir)
+        golds = load_labeled(train, catalog, strict=False)
+        params = ft.TrainParams(
+            epochs=epochs,
+            max_pairs=max_pairs,
+            batch_size=batch_size,
+            time_budget_s=time_budget,
+            bf16=cfg.e5_autocast_bf16,
+            seed=cfg.seed,
+        )
+        scratch = Path(tempfile.mkdtemp(prefix="matcher-ft-"))
+        try:
+            before = None
+            if dev is not None:
+                err_console.print("[dim]dev 평가 (학습 전)…[/]")
+                before = ft.evaluate_e5(cfg, str(base_path), dev, scratch / "before")
+            update, close = progress_callback("쌍 추출 (pair mining)")
+            try:
+                records = list(catalog.capabilities)
+                vectors, _ = encode_records(
+                    base,
+                    records,
+                    Path(cfg.model_dir) / "cache",
+                    cfg.encode_batch_size,
+                    lambda s, d, t: update(d, t),
+                )
+                pairs = ft.mine_pairs(
+                    golds,
+                    records,
+                    vectors,
+                    base,
+                    max_text_chars=cfg.max_text_chars,
+                    positives_per_institute=params.positives_per_institute,
+                    max_pairs=max_pairs,
+                    seed=cfg.seed,
+                )
+            finally:
+                close()
+            if not pairs:
+                fail(f"{train}: 정답 기관이 있는 요청이 없습니다 (no pairs to train on).", EXIT_INPUT)
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(str(base_path), device="cpu", local_files_only=True)
+            update, close = progress_callback(f"학습 ({len(pairs)} pairs)")
+            try:
+                outcome = ft.train(model, pairs, params, progress=update)
+            finally:
+                close()
+            tmp_out = out.with_name(out.name + ".tmp")
+            shutil.rmtree(tmp_out, ignore_errors=True)
+            model.save(str(tmp_out), create_model_card=False)
+            shutil.rmtree(out, ignore_errors=True)
+            tmp_out.rename(out)
+            card = ft.card_data(
+                base_model=str(base_path),
+                base_id=base.id,
+                train_path=str(train),
+                n_requests=sum(1 for g in golds if g.gold),
+                pairs=pairs,
+                params=params,
+                outcome=outcome,
+                prompts={k: (getattr(model, "prompts", {}) or {}).get(k) for k in ("query", "passage")},
+                dev=None,
+            )
+            ft.write_card(out, card)
+            if dev is not None:
+                err_console.print("[dim]dev 평가 (학습 후)…[/]")
+                first_id = ft.encoder_id(out)
+                after = ft.evaluate_e5(cfg, str(out.resolve()), dev, scratch / "after")
+                assert before is not None
+                n = before.pop("n")
+                after.pop("n")
+                card["dev"] = {
+                    "dataset": str(dev),
+                    "n": n,
+                    "retriever": "e5",
+                    "before": before,
+                    "after": after,
+                }
+                ft.write_card(out, card)
+                ft.carry_cache(Path(cfg.model_dir) / "cache", first_id, ft.encoder_id(out), base.dim)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    summary = {
+        "out": str(out),
+        "pairs": len(pairs),
+        "steps": outcome.steps,
+        "steps_planned": outcome.steps_planned,
+        "seconds": outcome.seconds,
+        "stopped_by_time_budget": outcome.stopped_by_budget,
+        "dev": card["dev"],
+    }
+    if as_json:
+        print_json(summary)
+        return
+    note = " (시간 예산으로 중단)" if outcome.stopped_by_budget else ""
+    console.print(
+        f"[green]✓[/] 학습 완료: {len(pairs)}쌍, {outcome.steps}/{outcome.steps_planned} step,"
+        f" {outcome.seconds}s{note} → {out}"
+    )
+    if card["dev"]:
+        d = card["dev"]
+        console.print(
+            "dev (e5 단독): "
+            + ", ".join(f"{k} {d['before'][k]:.3f}→{d['after'][k]:.3f}" for k in ("hit@1", "mrr"))
+        )
+    console.print(f'설정에 [bold]e5_model = "{out}"[/]를 쓰면 다음 실행 때 색인이 다시 만들어집니다.')
+
+
+# ---------------------------------------------------------------------- train reranker
+@train_app.command("reranker")
+def train_reranker(
+    train: TrainOpt = Path("data/requests/train.jsonl"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the model (JSON).")] = Path(
+        "models/reranker.json"
+    ),
+    folds: Annotated[int, typer.Option(min=2, help="GroupKFold folds (groups = requests).")] = 5,
+    config: ConfigOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fit the learned re-ranker (logistic regression over per-institute features) on TRAIN.
+
+    C is chosen by cross-validated MRR; the model is saved as JSON (no pickle). Use it with
+    `reranker = "OUT"` in the SAME config it was trained with. JSON shape: {"out", "C", "cv_mrr",
+    "cv_hit@1", "base_mrr", "base_hit@1", "cv_by_C", "coefficients", "n_requests", "n_ranked", ...}.
+    """
+    from matcher.learning.reranker import collect, fit_reranker
+
+    _guard_dev(train)
+    with user_errors(as_json):
+        cfg = load_config(config).replace(reranker=None)
+        matcher = load_matcher(cfg)
+        golds = load_labeled(train, matcher.catalog, strict=False)
+        update, close = progress_callback("특징 추출 (features)")
+        start = time.perf_counter()
+        try:
+            data = collect(matcher, golds, progress=update)
+        finally:
+            close()
+        update, close = progress_callback("교차검증 (GroupKFold)")
+        try:
+            model, report = fit_reranker(data, folds=folds, seed=cfg.seed, progress=update)
+        except ValueError as exc:
+            fail(f"{train}: {exc}", EXIT_INPUT)
+        finally:
+            close()
+        model.meta.update(
+            train=str(train),
+            config=cfg.name,
+            retrievers=list(cfg.retrievers),
+            e5_model=cfg.e5_model,
+            catalog_hash=matcher.catalog.content_hash,
+            seconds=round(time.perf_counter() - start, 1),
+        )
+        model.save(out)
+    summary = {"out": str(out), **model.meta}
+    if as_json:
+        print_json(summary)
+        return
+    console.print(
+        f"[green]✓[/] 재순위 모델: C={report['C']}, 교차검증 MRR {report['cv_mrr']:.3f}"
+        f" (재순위 없이 {report['base_mrr']:.3f}), hit@1 {report['cv_hit@1']:.3f}"
+        f" ({report['base_hit@1']:.3f}) → {out}"
+    )
+    console.print(f'설정에 [bold]reranker = "{out}"[/]를 더해 쓰세요 (같은 설정으로 학습된 모델만).')
+
+
+# ---------------------------------------------------------------------- feedback
+@feedback_app.command("add")
+def feedback_add(
+    request: Annotated[str, typer.Option("--request", "-r", help="Request id.")],
+    text: Annotated[
+        str | None, typer.Option("--text", help="Request text (required the first time).")
+    ] = None,
+    accepted: Annotated[
+        list[str] | None, typer.Option("--accepted", "-a", help="Institute accepted (id or name); repeat.")
+    ] = None,
+    rejected: Annotated[
+        list[str] | None, typer.Option("--rejected", "-x", help="Institute rejected (id or name); repeat.")
+    ] = None,
+    db: DbOpt = Path("data/feedback.sqlite3"),
+    config: ConfigOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record triage verdicts for a request (the latest verdict per institute wins)."""
+    from matcher.catalog import load_catalog
+    from matcher.feedback import FeedbackStore, resolve_labels
+    from matcher.problems import InputError
+
+    with user_errors(as_json):
+        catalog = load_catalog(load_config(config).catalog_dir)
+        problems, ok, no = [], [], []
+        for option, labels, into in (("--accepted", accepted, ok), ("--rejected", rejected, no)):
+            try:
+                into += resolve_labels(catalog, labels or [], option)
+            except InputError as exc:
+                problems += exc.problems
+        if problems:
+            raise InputError(problems)
+        with FeedbackStore(db) as store:
+            fb = store.add(request, text, ok, no)
+    if as_json:
+        print_json({"id": fb.request_id, "accepted": list(fb.accepted), "rejected": list(fb.rejected)})
+    else:
+        console.print(
+            f"[green]✓[/] {fb.request_id}: 수용 {', '.join(fb.accepted) or '-'}"
+            f" · 거절 {', '.join(fb.rejected) or '-'}"
+        )
+
+
+@feedback_app.command("list")
+def feedback_list(db: DbOpt = Path("data/feedback.sqlite3"), as_json: JsonFlag = False) -> None:
+    """Every request with feedback.
+
+    JSON shape: {"feedback": [{"id", "text", "accepted", "rejected", "updated"}]}.
+    """
+    from matcher.feedback import FeedbackStore
+
+    with user_errors(as_json), FeedbackStore(db) as store:
+        rows = store.all()
+    if as_json:
+        print_json(
+            {
+                "feedback": [
+                    {
+                        "id": f.request_id,
+                        "text": f.text,
+                        "accepted": list(f.accepted),
+                        "rejected": list(f.rejected),
+                        "updated": f.updated,
+                    }
+                    for f in rows
+                ]
+            }
+        )
+        return
+    table = Table(title=f"피드백 ({db}, {len(rows)}건)")
+    for col in ("id", "요청", "수용", "거절", "갱신"):
+        table.add_column(col)
+    for f in rows:
+        short = f.text if len(f.text) <= 40 else f.text[:39] + "…"
+        table.add_row(f.request_id, short, ", ".join(f.accepted), ", ".join(f.rejected), f.updated)
+    console.print(table)
+
+
+@feedback_app.command("export")
+def feedback_export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Labeled JSONL to write.")],
+    db: DbOpt = Path("data/feedback.sqlite3"),
+    gold_only: Annotated[
+        bool,
+        typer.Option(
+            "--gold-only", help="Leave out requests with only rejections (load_labeled reads them as no-fit)."
+        ),
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Export as LabeledRequest JSONL: accepted institutes are gold; rejections go in a `rejected` field.
+
+    Requests with only rejections are written without gold (use --gold-only to leave them out).
+    JSON shape: {"path", "written", "with_gold", "rejected_only", "skipped"}.
+    """
+    from matcher.feedback import FeedbackStore
+
+    with user_errors(as_json), FeedbackStore(db) as store:
+        report = store.export(out, gold_only=gold_only)
+    if as_json:
+        print_json(report.__dict__)
+        return
+    console.print(
+        f"[green]✓[/] {report.written}건 → {out} (정답 있음 {report.with_gold},"
+        f" 거절만 {report.rejected_only}{', 제외됨' if gold_only else ''})"
+    )

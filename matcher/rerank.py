@@ -1,0 +1,255 @@
+"""The learned re-ranker at match time: per-institute features and a linear model read from JSON.
+
+`institute_features` is the ONE function that turns a request's retrieval outcome into feature rows;
+the engine calls it when matching and `matcher train reranker` collects its rows through the same
+engine code path, so training and serving cannot drift apart. The model is a standardised logistic
+regression stored as plain JSON (no pickle: a model file can be read, diffed and trusted).
+
+Per-retriever evidence per institute is not in `QueryHits` (it keeps fused record hits and each
+retriever's peak per query), so the retriever peaks enter as query-level features: they do not
+reorder institutes, they calibrate the probability that is used as confidence for abstention.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from matcher.problems import InputError, Problem
+
+if TYPE_CHECKING:
+    from matcher.engine import QueryHits
+    from matcher.schema import Capability
+
+FORMAT = "matcher-reranker/1"
+TOP_HITS = 20
+"""Evidence counts are taken among the whole request's best fused record hits."""
+NEAR_BEST = 0.9
+"""An institute is near-best for a need when it scores at least this share of the need's best."""
+KINDS = ("staff", "technology", "equipment")
+PEAK_RETRIEVERS = ("e5", "use", "bm25", "tfidf", "hashing")
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "score",  # the engine's combined (fused, aggregated, whole + needs) institute score
+    "score_rel",  # score / best score of the request
+    "score_gap",  # best score − score
+    "rank_log",  # log(1 + rank) under score, rank 0 = first
+    "is_top",
+    "whole",  # institute score for the whole request
+    "whole_rank_log",
+    "need_mean",  # mean institute score over the needs (whole when the request has no needs)
+    "need_max",
+    "need_best",  # share of needs for which the institute is the best
+    "need_near",  # share of needs for which it is within NEAR_BEST of the best
+    "rec_max",  # best fused record score of the institute (whole request)
+    "rec_mean_top",  # mean fused score of its records among the top hits
+    "rec_rank_log",  # log(1 + rank) of its best record among all fused hits
+    "hits_top",  # share of the top hits that are its records
+    *(f"{k}_top" for k in KINDS),  # share of the top hits that are its records of each kind
+    "prior",  # log frequency as gold in the training requests
+    *(f"peak_{r}" for r in PEAK_RETRIEVERS),  # the retriever's best raw score for the request
+)
+SCORE_COL = FEATURE_NAMES.index("score")
+PRIOR_COL = FEATURE_NAMES.index("prior")
+_KIND_CODE = {k: i for i, k in enumerate(KINDS)}
+
+
+def record_kinds(records: Sequence[Capability]) -> np.ndarray:
+    """Kind code (index into KINDS) of every record, aligned with the index's `owner` array."""
+    return np.fromiter((_KIND_CODE[r.kind.value] for r in records), dtype=np.int64, count=len(records))
+
+
+def _rank_log(values: np.ndarray) -> np.ndarray:
+    """log(1 + rank) of each entry under descending value, ties broken by position (as the engine does)."""
+    order = np.lexsort((np.arange(len(values)), -values))
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = np.arange(len(values))
+    return np.log1p(ranks)
+
+
+def institute_features(
+    score: np.ndarray,
+    whole: QueryHits,
+    need_hits: Sequence[QueryHits],
+    owner: np.ndarray,
+    n_inst: int,
+    *,
+    kinds: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
+) -> np.ndarray:
+    """Feature rows `(n_inst, len(FEATURE_NAMES))` for one request.
+
+    Args:
+        score: the engine's institute scores before re-ranking.
+        whole: hits of the whole request; need_hits: hits of each need (may be empty).
+        owner: institute position of every record; n_inst: number of institutes.
+        kinds: kind code of every record (`record_kinds`); None leaves the kind counts at 0.
+        prior: per-institute log prior (`LinearReranker.prior_vector`); None leaves it at 0.
+    """
+    score = np.asarray(score, dtype=np.float64)
+    out = np.zeros((n_inst, len(FEATURE_NAMES)), dtype=np.float64)
+    col = {name: i for i, name in enumerate(FEATURE_NAMES)}
+    best = float(score.max()) if n_inst else 0.0
+    out[:, col["score"]] = score
+    out[:, col["score_rel"]] = score / best if best > 0 else 0.0
+    out[:, col["score_gap"]] = best - score
+    out[:, col["rank_log"]] = _rank_log(score)
+    out[:, col["is_top"]] = out[:, col["rank_log"]] == 0
+    w = np.asarray(whole.institute_scores, dtype=np.float64)
+    out[:, col["whole"]] = w
+    out[:, col["whole_rank_log"]] = _rank_log(w)
+
+    rows = np.array([h.institute_scores for h in need_hits], dtype=np.float64) if need_hits else w[None, :]
+    peak = rows.max(axis=1, keepdims=True)
+    has = peak > 0
+    out[:, col["need_mean"]] = rows.mean(axis=0)
+    out[:, col["need_max"]] = rows.max(axis=0)
+    out[:, col["need_best"]] = ((rows >= peak) & has).mean(axis=0)
+    out[:, col["need_near"]] = ((rows >= NEAR_BEST * peak) & has).mean(axis=0)
+
+    ids, scores = np.asarray(whole.ids, dtype=np.int64), np.asarray(whole.scores, dtype=np.float64)
+    if len(ids):
+        order = np.lexsort((ids, -scores))  # fused hits come unordered: best first, ties by record
+        ids, scores = ids[order], scores[order]
+        inst = owner[ids]
+        rec_max = np.zeros(n_inst)
+        np.maximum.at(rec_max, inst, scores)
+        out[:, col["rec_max"]] = rec_max
+        first = np.full(n_inst, float(len(ids)))
+        np.minimum.at(first, inst, np.arange(len(ids), dtype=np.float64))
+        out[:, col["rec_rank_log"]] = np.log1p(first)
+        top_inst, top_scores = inst[:TOP_HITS], scores[:TOP_HITS]
+        count = np.bincount(top_inst, minlength=n_inst).astype(np.float64)
+        total = np.bincount(top_inst, weights=top_scores, minlength=n_inst)
+        out[:, col["rec_mean_top"]] = np.divide(total, count, out=np.zeros(n_inst), where=count > 0)
+        out[:, col["hits_top"]] = count / TOP_HITS
+        if kinds is not None:
+            top_kinds = kinds[ids[:TOP_HITS]]
+            for code, kind in enumerate(KINDS):
+                mine = top_inst[top_kinds == code]
+                out[:, col[f"{kind}_top"]] = np.bincount(mine, minlength=n_inst) / TOP_HITS
+    else:
+        out[:, col["rec_rank_log"]] = 0.0
+    if prior is not None:
+        out[:, PRIOR_COL] = prior
+    for name in PEAK_RETRIEVERS:
+        out[:, col[f"peak_{name}"]] = float(whole.peaks.get(name, 0.0))
+    return out
+
+
+def log_prior(counts: np.ndarray, n_requests: int) -> np.ndarray:
+    """Add-one smoothed log frequency of each institute as gold: log((c + 1) / (n + n_inst))."""
+    counts = np.asarray(counts, dtype=np.float64)
+    return np.log((counts + 1.0) / (n_requests + len(counts)))
+
+
+@dataclass
+class LinearReranker:
+    """A standardised linear model over `FEATURE_NAMES`; `score` gives P(institute is gold).
+
+    Scikit-learn style: fitted values end in `_`-free plain arrays because it is loaded, not fitted,
+    here (fitting lives in `matcher.learning.reranker`). An institute the retrievers did not find at
+    all (score 0) keeps score 0, so it is never recommended on its prior alone.
+    """
+
+    feature_names: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    prior: dict[str, float] = field(default_factory=dict)
+    prior_default: float = 0.0
+    meta: dict = field(default_factory=dict)
+
+    def prior_vector(self, institute_ids: Sequence[str]) -> np.ndarray:
+        """The prior feature for institutes in catalog order (unknown institutes get the default)."""
+        return np.array([self.prior.get(i, self.prior_default) for i in institute_ids], dtype=np.float64)
+
+    def decision_function(self, features: np.ndarray) -> np.ndarray:
+        z = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale
+        return z @ self.coef + self.intercept
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """New institute scores in (0, 1); 0 where the engine found no evidence at all."""
+        p = 1.0 / (1.0 + np.exp(-self.decision_function(features)))
+        p[np.asarray(features)[:, SCORE_COL] <= 0] = 0.0
+        return p
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "feature_names": list(self.feature_names),
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "coef": self.coef.tolist(),
+            "intercept": float(self.intercept),
+            "prior": self.prior,
+            "prior_default": self.prior_default,
+            "meta": self.meta,
+        }
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def from_dict(cls, data: dict, *, source: str = "reranker") -> LinearReranker:
+        """Validate and build; raises InputError naming what is wrong (format, features, shapes)."""
+
+        def bad(message: str, key: str | None = None) -> InputError:
+            return InputError([Problem(source, message, field=key)])
+
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise bad(f"not a re-ranker file (expected format {FORMAT!r})", "format")
+        names = tuple(data.get("feature_names", ()))
+        if names != FEATURE_NAMES:
+            raise bad(
+                "features differ from this version's FEATURE_NAMES; retrain with `matcher train reranker`",
+                "feature_names",
+            )
+        arrays = {}
+        for key in ("mean", "scale", "coef"):
+            value = np.asarray(data.get(key, []), dtype=np.float64)
+            if value.shape != (len(names),) or not np.all(np.isfinite(value)):
+                raise bad(f"expected {len(names)} finite numbers", key)
+            arrays[key] = value
+        if np.any(arrays["scale"] <= 0):
+            raise bad("scales must be positive", "scale")
+        intercept = data.get("intercept")
+        if not isinstance(intercept, (int, float)) or not math.isfinite(intercept):
+            raise bad("expected a finite number", "intercept")
+        prior = data.get("prior", {})
+        if not isinstance(prior, dict) or not all(isinstance(v, (int, float)) for v in prior.values()):
+            raise bad("expected a mapping of institute id to number", "prior")
+        return cls(
+            names,
+            arrays["mean"],
+            arrays["scale"],
+            arrays["coef"],
+            float(intercept),
+            {str(k): float(v) for k, v in prior.items()},
+            float(data.get("prior_default", 0.0)),
+            dict(data.get("meta", {})),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> LinearReranker:
+        """Read a model written by `matcher train reranker` (InputError if missing or malformed)."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputError([Problem(str(path), "re-ranker file not found (run `matcher train reranker`)")])
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError([Problem(str(path), f"invalid JSON: {exc}")]) from None
+        return cls.from_dict(data, source=str(path))

@@ -1,0 +1,121 @@
+"""The learned re-ranker: identical features at train and match time, JSON round trip, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from matcher.cli.app import app
+from matcher.datasets import load_labeled
+from matcher.engine import Matcher
+from matcher.learning.reranker import collect, fit_reranker
+from matcher.problems import InputError
+from matcher.rerank import FEATURE_NAMES, PRIOR_COL, SCORE_COL, LinearReranker
+from tests.conftest import FIXTURE_REQUESTS, fast_config
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, fixture_catalog):
+    tmp = tmp_path_factory.mktemp("rerank")
+    matcher = Matcher.from_config(fast_config(tmp))
+    golds = load_labeled(FIXTURE_REQUESTS, fixture_catalog)
+    data = collect(matcher, golds)
+    model, report = fit_reranker(data, folds=3, seed=13)
+    path = tmp / "reranker.json"
+    model.save(path)
+    return tmp, matcher, golds, data, model, report, path
+
+
+def test_features_identical_at_train_and_match_time(trained):
+    tmp, _, golds, data, model, _, path = trained
+    serving = Matcher.from_config(fast_config(tmp, reranker=str(path)))
+    results = serving.match_batch([g.request for g in golds])
+    prior = model.prior_vector(serving.catalog.institute_ids)
+    for row, result in zip(data.features, results, strict=True):
+        expected = row.copy()
+        expected[:, PRIOR_COL] = prior
+        assert result.features.shape == (len(serving.catalog.institutes), len(FEATURE_NAMES))
+        np.testing.assert_array_equal(result.features, expected)
+    # one at a time gives the same rows as in a batch
+    single = serving.match(golds[0].request)
+    np.testing.assert_array_equal(single.features, results[0].features)
+
+
+def test_collected_shapes_and_labels(trained):
+    _, matcher, golds, data, *_ = trained
+    n_inst = len(matcher.catalog.institutes)
+    assert data.features.shape == (len(golds), n_inst, len(FEATURE_NAMES))
+    assert data.labels.sum(axis=1).tolist() == [len(g.gold) for g in golds]
+    assert np.all(data.features[..., PRIOR_COL] == 0)
+
+
+def test_json_round_trip_gives_same_scores(trained):
+    _, _, _, data, model, _, path = trained
+    loaded = LinearReranker.load(path)
+    flat = data.features.reshape(-1, len(FEATURE_NAMES))
+    np.testing.assert_array_equal(loaded.score(flat), model.score(flat))
+    assert loaded.to_dict() == json.loads(json.dumps(model.to_dict()))
+    assert "pickle" not in path.read_text()
+
+
+def test_scores_are_probabilities_and_zero_without_evidence(trained):
+    *_, model, _, _ = trained
+    rows = np.zeros((3, len(FEATURE_NAMES)))
+    rows[:2, SCORE_COL] = [0.5, 0.1]
+    scores = model.score(rows)
+    assert 0 < scores[0] < 1 and 0 < scores[1] < 1 and scores[2] == 0
+
+
+def test_report_cross_validates_and_prior_covers_catalog(trained):
+    _, matcher, *_, model, report, _ = trained
+    assert report["C"] in {float(c) for c in report["cv_by_C"]}
+    assert 0 <= report["cv_mrr"] <= 1 and 0 <= report["base_mrr"] <= 1
+    assert set(model.prior) == set(matcher.catalog.institute_ids)
+    assert model.prior_default < min(model.prior.values())
+
+
+def test_load_rejects_bad_files(tmp_path, trained):
+    *_, model, _, _ = trained
+    with pytest.raises(InputError):
+        LinearReranker.load(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(InputError):
+        LinearReranker.load(tmp_path / "bad.json")
+    data = model.to_dict()
+    data["feature_names"] = data["feature_names"][:-1]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    with pytest.raises(InputError, match="retrain"):
+        LinearReranker.load(tmp_path / "old.json")
+
+
+def test_cli_train_reranker_and_match_with_it(tmp_path):
+    cfg = fast_config(tmp_path)
+    cfg.save(tmp_path / "base.toml")
+    out = tmp_path / "reranker.json"
+    opts = ["--out", str(out), "--folds", "3", "--json"]
+    result = runner.invoke(
+        app,
+        ["train", "reranker", "--train", str(FIXTURE_REQUESTS), "-C", str(tmp_path / "base.toml"), *opts],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["out"] == str(out) and "cv_mrr" in summary and "coefficients" in summary
+    cfg.replace(reranker=str(out)).save(tmp_path / "ranked.toml")
+    result = runner.invoke(
+        app, ["match", "-C", str(tmp_path / "ranked.toml"), "--json", "SiC 파워모듈 패키징 크랙"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["recommendations"] and 0 < data["confidence"] < 1
+
+
+def test_cli_missing_reranker_file_is_an_input_error(tmp_path):
+    fast_config(tmp_path, reranker=str(tmp_path / "nope.json")).save(tmp_path / "c.toml")
+    result = runner.invoke(app, ["match", "-C", str(tmp_path / "c.toml"), "기공 불량"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
