@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from matcher import __version__
-from matcher.cli import catalog_cmd, engine_cmd, eval_cmd
+from matcher.cli import batch_cmd, catalog_cmd, engine_cmd, eval_cmd, learn_cmd
 
 app = typer.Typer(
     name="matcher",
@@ -20,9 +20,12 @@ app.add_typer(catalog_cmd.app, name="catalog")
 app.add_typer(engine_cmd.model_app, name="model")
 app.add_typer(engine_cmd.index_app, name="index")
 app.command("match")(engine_cmd.match)
+app.command("batch")(batch_cmd.batch)
 app.command("evaluate")(eval_cmd.evaluate)
 app.command("compare")(eval_cmd.compare)
 app.command("tune")(eval_cmd.tune)
+app.add_typer(learn_cmd.train_app, name="train")
+app.add_typer(learn_cmd.feedback_app, name="feedback")
 
 
 def _version(value: bool) -> None:
