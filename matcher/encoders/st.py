@@ -18,6 +18,9 @@ import numpy as np
 
 from matcher.encoders.base import TextKind, l2_normalize
 
+SMALL_BATCH = 16
+"""Up to this many texts are encoded single-threaded."""
+
 
 def model_fingerprint(path: Path) -> str:
     """A short hash identifying a model directory's weights without reading them whole."""
@@ -61,15 +64,23 @@ class SentenceTransformerEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         ctx = torch.autocast("cpu", dtype=torch.bfloat16) if self.autocast_bf16 else nullcontext()
-        with torch.inference_mode(), ctx:
-            vectors = self.model.encode(
-                list(texts),
-                prompt=self._prompt[kind] or None,
-                batch_size=batch_size,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-            )
+        # A few texts (an interactive request and its needs) run faster on one thread: on a 2-core
+        # machine with other work, two threads made one request ~4x slower (BENCHMARKS.md).
+        threads = torch.get_num_threads()
+        if len(texts) <= SMALL_BATCH:
+            torch.set_num_threads(1)
+        try:
+            with torch.inference_mode(), ctx:
+                vectors = self.model.encode(
+                    list(texts),
+                    prompt=self._prompt[kind] or None,
+                    batch_size=batch_size,
+                    convert_to_numpy=True,
+                    normalize_embeddings=True,
+                    show_progress_bar=False,
+                )
+        finally:
+            torch.set_num_threads(threads)
         return l2_normalize(vectors)
 
     def card(self) -> dict:
