@@ -71,7 +71,7 @@ class CapabilityIndex:
         return cls(index, kind)
 
     def search(
-        self, queries: np.ndarray, k: int, *, ef_search: int = 256, nprobe: int = 32
+        self, queries: np.ndarray, k: int, *, ef_search: int = 512, nprobe: int = 128
     ) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         k = max(1, min(k, len(self))) if len(self) else 1
