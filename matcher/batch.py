@@ -16,11 +16,13 @@ that tests drive with the cheap encoder.
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -451,6 +453,29 @@ class BatchSummary:
         }
 
 
+@contextmanager
+def exclusive(path: str | Path) -> Iterator[None]:
+    """One run per output file at a time: two runs appending to it would duplicate lines.
+
+    An advisory lock on the output itself (released by the kernel if the process dies, even by kill -9).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(
+                [
+                    Problem(
+                        str(path),
+                        "another `matcher batch` run is writing this file; wait or use another --out",
+                    )
+                ]
+            ) from None
+        yield
+
+
 def run_batch(
     match: MatchFn,
     input_path: str | Path,
@@ -476,40 +501,41 @@ def run_batch(
     in_fmt = input_format or detect_format(input_path)
     rows = iter_rows(input_path, in_fmt, id_column=id_column, text_column=text_column)
     summary = BatchSummary(str(input_path), str(output_path), total=count_rows(input_path, in_fmt))
-    done_ids = recover_output(output_path, out_fmt, top)
-    errors = ErrorLog(errors_path(output_path))
-    header = encode_line_header(out_fmt, top)
-    writer = LineWriter(output_path, header, fsync_every)
-    requests = validate_rows(
-        rows,
-        max_text_chars=max_text_chars,
-        done_ids=done_ids,
-        counts=summary.counts,
-        on_error=errors,
-        file=str(input_path),
-    )
-    results = match(requests)
-    try:
-        for result in results:
-            writer.write(encode_line(result.to_dict(), out_fmt, top))
-            summary.counts.done += 1
-            summary.counts.abstained += int(result.abstained)
-            summary.seconds = time.perf_counter() - start
-            if progress:
-                progress(summary)
-            if should_stop():
-                summary.interrupted = True
-                break
-        else:
-            # Drain rows after the last match (trailing skips and errors) so the counts are complete.
-            for _ in requests:
-                pass
-    finally:
-        close = getattr(results, "close", None)
-        if close:
-            close()
-        writer.close()
-        errors.close()
+    with exclusive(output_path):
+        done_ids = recover_output(output_path, out_fmt, top)
+        errors = ErrorLog(errors_path(output_path))
+        header = encode_line_header(out_fmt, top)
+        writer = LineWriter(output_path, header, fsync_every)
+        requests = validate_rows(
+            rows,
+            max_text_chars=max_text_chars,
+            done_ids=done_ids,
+            counts=summary.counts,
+            on_error=errors,
+            file=str(input_path),
+        )
+        results = match(requests)
+        try:
+            for result in results:
+                writer.write(encode_line(result.to_dict(), out_fmt, top))
+                summary.counts.done += 1
+                summary.counts.abstained += int(result.abstained)
+                summary.seconds = time.perf_counter() - start
+                if progress:
+                    progress(summary)
+                if should_stop():
+                    summary.interrupted = True
+                    break
+            else:
+                # Drain rows after the last match (trailing skips and errors) so the counts are complete.
+                for _ in requests:
+                    pass
+        finally:
+            close = getattr(results, "close", None)
+            if close:
+                close()
+            writer.close()
+            errors.close()
     summary.seconds = time.perf_counter() - start
     if progress:
         progress(summary)

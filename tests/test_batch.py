@@ -17,6 +17,7 @@ from matcher.batch import (
     count_rows,
     csv_columns,
     errors_path,
+    exclusive,
     iter_rows,
     recover_output,
     run_batch,
@@ -302,3 +303,11 @@ def test_bench_smoke():
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "smoke ok" in out.stdout
+
+
+def test_a_second_concurrent_run_on_the_same_output_is_refused(fast_matcher, tmp_path):
+    inp = write_jsonl(tmp_path / "in.jsonl", REQUESTS[:2])
+    out = tmp_path / "out.jsonl"
+    with exclusive(out), pytest.raises(InputError, match="another `matcher batch` run"):
+        run(fast_matcher, inp, out)
+    assert run(fast_matcher, inp, out).counts.done == 2
