@@ -10,15 +10,16 @@ index built once beforehand into a temporary directory (nothing under models/ is
 
 Batch rate counts the whole pipeline (read, validate, match in batches, write each line with a flush);
 model loading is reported apart. The one-at-a-time baseline is `matcher.match(r)` in a loop over
---single-n requests. Both are measured at every torch thread count of --threads (default 1 and 2:
-`matcher batch` uses 1, the library default is 2 on this machine) on --single-n requests; the
---sizes runs (throughput and peak memory) use 1 thread, as `matcher batch` does.
+--single-n requests. Both are measured at every torch thread count of --threads (default 1 and 2) on
+--single-n requests. The --sizes runs (throughput and peak memory) use the thread count `matcher batch`
+would choose when the benchmark starts (`auto_threads`: the idle cores), or --size-threads.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import resource
@@ -106,6 +107,7 @@ def child(args: argparse.Namespace) -> dict:
         "seconds": round(seconds, 2),
         "rate": round(done / seconds, 2),
         "peak_rss_mb": round(rss, 1),
+        "loadavg_1min": round(os.getloadavg()[0], 2),
     }
 
 
@@ -158,6 +160,7 @@ def main() -> None:
     parser.add_argument(
         "--threads", default="1,2", help="torch thread counts compared on --single-n requests."
     )
+    parser.add_argument("--size-threads", type=int, default=0, help="Threads for --sizes runs (0: auto).")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--child")
@@ -174,12 +177,16 @@ def main() -> None:
         print(json.dumps(child(args)))
         return
 
+    from matcher.batch import auto_threads
+
+    size_threads = args.size_threads or auto_threads()  # before this benchmark adds its own load
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-batch-"))
     workdir.mkdir(parents=True, exist_ok=True)
     args.workdir = str(workdir)
     overrides = {"index_dir": str(workdir / "index"), "model_dir": str(workdir)}
     if args.smoke:
         args.config, args.sizes, args.single_n, args.threads = "hybrid", "40", 10, "1"
+        size_threads = 1
         overrides |= {
             "catalog_dir": "tests/fixtures/catalog",
             "retrievers": ["hashing", "bm25"],
@@ -210,21 +217,27 @@ def main() -> None:
             dst.write(line)
     single = {t: run_child(args, "single", args.single_n, small, t) for t in thread_counts}
     same_n = {t: run_child(args, "batch", args.single_n, small, t) for t in thread_counts}
-    rows = [run_child(args, "batch", n, inputs[n], 1) for n in sizes]
+    rows = [run_child(args, "batch", n, inputs[n], size_threads) for n in sizes]
 
     print(f"config {args.config}; requests synthesised from data/requests/*.jsonl (seed 7)")
-    print(f"{'mode':6} {'threads':>7} {'n':>6} {'req/s':>7} {'seconds':>8} {'peak RSS MB':>11}")
+    print(f"{'mode':6} {'threads':>7} {'n':>6} {'req/s':>7} {'seconds':>8} {'peak RSS MB':>11} {'load':>5}")
     for t in thread_counts:
         for r in (single[t], same_n[t]):
-            print(f"{r['mode']:6} {t:>7} {r['n']:>6} {r['rate']:>7} {r['seconds']:>8} {r['peak_rss_mb']:>11}")
+            print(
+                f"{r['mode']:6} {t:>7} {r['n']:>6} {r['rate']:>7} {r['seconds']:>8} {r['peak_rss_mb']:>11} "
+                f"{r['loadavg_1min']:>5}"
+            )
     for r in rows:
-        print(f"{r['mode']:6} {1:>7} {r['n']:>6} {r['rate']:>7} {r['seconds']:>8} {r['peak_rss_mb']:>11}")
+        print(
+            f"{r['mode']:6} {size_threads:>7} {r['n']:>6} {r['rate']:>7} {r['seconds']:>8} "
+            f"{r['peak_rss_mb']:>11} {r['loadavg_1min']:>5}"
+        )
     base = single[min(thread_counts)]
     for r in rows:
         ratios = ", ".join(
             f"{r['rate'] / single[t]['rate']:.1f}x one-at-a-time at {t} thread(s)" for t in thread_counts
         )
-        print(f"batch {r['n']} (1 thread): {ratios}")
+        print(f"batch {r['n']} ({size_threads} thread(s)): {ratios}")
     if len(rows) >= 2:
         ratio = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
         print(f"peak memory {rows[-1]['n']} vs {rows[0]['n']} requests: {ratio:.2f}x")

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from matcher.assign import read_cases
 from matcher.batch import (
     BatchSummary,
+    auto_threads,
     count_rows,
     csv_columns,
     errors_path,
@@ -311,3 +312,12 @@ def test_a_second_concurrent_run_on_the_same_output_is_refused(fast_matcher, tmp
     with exclusive(out), pytest.raises(InputError, match="another `matcher batch` run"):
         run(fast_matcher, inp, out)
     assert run(fast_matcher, inp, out).counts.done == 2
+
+
+def test_auto_threads_uses_only_idle_cores():
+    assert auto_threads(2, 0.0) == 2
+    assert auto_threads(2, 0.4) == 2
+    assert auto_threads(2, 0.7) == 1  # another job holds most of a core: 2 threads would stall
+    assert auto_threads(2, 6.0) == 1
+    assert auto_threads(16, 3.2) == 13
+    assert auto_threads(1, 0.0) == 1

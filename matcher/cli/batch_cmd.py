@@ -19,7 +19,7 @@ import typer
 from rich.table import Table
 
 from matcher.assign import Assignment, assign, load_capacity, read_cases, write_assignment
-from matcher.batch import BatchSummary, detect_format, errors_path, run_batch
+from matcher.batch import BatchSummary, auto_threads, detect_format, errors_path, run_batch
 from matcher.cli.engine_cmd import ConfigOpt, JsonFlag, load_matcher
 from matcher.cli.output import EXIT_INPUT, EXIT_OK, console, err_console, fail, print_json, user_errors
 from matcher.config import load_config
@@ -59,8 +59,12 @@ def batch(
         Path | None, typer.Option(help="CSV 'institute,capacity' for --assign (implies --assign).")
     ] = None,
     threads: Annotated[
-        int, typer.Option(min=1, help="torch threads for encoding; 1 measured fastest here (docs/batch.md).")
-    ] = 1,
+        int,
+        typer.Option(
+            min=0,
+            help="torch threads; 0 = auto: the cores idle at start, so 1 on a busy machine (docs/batch.md).",
+        ),
+    ] = 0,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Requests matched together (128 measured ~20% faster than 32).")
     ] = 128,
@@ -82,7 +86,10 @@ def batch(
     if do_assign and capacity is None:
         fail("--assign needs --capacity CAPACITY.csv (columns institute,capacity).", EXIT_INPUT)
     out_fmt = fmt.value if fmt else detect_format(out)
-    with user_errors(as_json), torch_threads(threads):
+    n_threads = threads or auto_threads()
+    if not as_json:
+        err_console.print(f"[dim]torch 스레드 {n_threads}개{' (auto)' if not threads else ''}[/]")
+    with user_errors(as_json), torch_threads(n_threads):
         cfg = load_config(config, top=top)
         if not input_file.is_file():
             fail(f"{input_file}: 입력 파일이 없습니다 (input file not found)", EXIT_INPUT)
@@ -132,8 +139,8 @@ def batch(
 
 @contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
-    """One torch thread by default: on 2 shared cores, two intra-op threads made e5 encoding ~7x slower
-    (each op waits for a thread whose core another process holds). Measured in BENCHMARKS.md "## Batch".
+    """Set torch's intra-op threads for the run (see `auto_threads` for why the count matters so much).
+
     The previous count is restored, so the command leaves its process (e.g. a test run) as it found it."""
     import torch
 
@@ -281,7 +288,7 @@ def _resume_command(
         ("--id-column", id_column, "id"),
         ("--text-column", text_column, "text"),
         ("--capacity", capacity, None),
-        ("--threads", threads, 1),
+        ("--threads", threads, 0),
     ):
         if value is not None and value != default:
             parts += [flag, str(value)]
