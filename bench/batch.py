@@ -12,7 +12,7 @@ Batch rate counts the whole pipeline (read, validate, match in batches, write ea
 model loading is reported apart. The one-at-a-time baseline is `matcher.match(r)` in a loop over
 --single-n requests. Both are measured at every torch thread count of --threads (default 1 and 2) on
 --single-n requests. The --sizes runs (throughput and peak memory) use the thread count `matcher batch`
-would choose when the benchmark starts (`auto_threads`: the idle cores), or --size-threads.
+chooses (`--threads 0`: the idle cores, re-checked every batch), or --size-threads.
 """
 
 from __future__ import annotations
@@ -62,11 +62,12 @@ def child(args: argparse.Namespace) -> dict:
     """Runs in the subprocess: load the matcher, then time one mode."""
     import torch
 
-    from matcher.batch import iter_rows, run_batch
+    from matcher.batch import auto_threads, iter_rows, run_batch
+    from matcher.cli.batch_cmd import matching
     from matcher.engine import Matcher
     from matcher.schema import Request
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or auto_threads())
     cfg = _config(args)
     t0 = time.perf_counter()
     matcher = Matcher.from_config(cfg, rebuild=False)
@@ -86,7 +87,7 @@ def child(args: argparse.Namespace) -> dict:
                 done += 1
     else:
         summary = run_batch(
-            lambda requests: matcher.match_many(requests, args.batch_size),
+            matching(matcher, args.batch_size, auto=not args.threads, quiet=True),
             args.input,
             out,
             top=cfg.top,
@@ -150,6 +151,11 @@ def prepare(args: argparse.Namespace) -> None:
     subprocess.run([sys.executable, "-c", code, str(ROOT), args.config, args.overrides], check=True, cwd=ROOT)
 
 
+def _threads_label(row: dict, fixed: int) -> str:
+    """A fixed count, or 'auto:N' with the count auto mode ended on."""
+    return str(fixed) if fixed else f"auto:{row['threads']}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -160,7 +166,9 @@ def main() -> None:
     parser.add_argument(
         "--threads", default="1,2", help="torch thread counts compared on --single-n requests."
     )
-    parser.add_argument("--size-threads", type=int, default=0, help="Threads for --sizes runs (0: auto).")
+    parser.add_argument(
+        "--size-threads", type=int, default=0, help="Threads for --sizes runs (0: auto, as the command)."
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--child")
@@ -177,16 +185,13 @@ def main() -> None:
         print(json.dumps(child(args)))
         return
 
-    from matcher.batch import auto_threads
-
-    size_threads = args.size_threads or auto_threads()  # before this benchmark adds its own load
+    size_threads = args.size_threads
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench-batch-"))
     workdir.mkdir(parents=True, exist_ok=True)
     args.workdir = str(workdir)
     overrides = {"index_dir": str(workdir / "index"), "model_dir": str(workdir)}
     if args.smoke:
         args.config, args.sizes, args.single_n, args.threads = "hybrid", "40", 10, "1"
-        size_threads = 1
         overrides |= {
             "catalog_dir": "tests/fixtures/catalog",
             "retrievers": ["hashing", "bm25"],
@@ -229,15 +234,15 @@ def main() -> None:
             )
     for r in rows:
         print(
-            f"{r['mode']:6} {size_threads:>7} {r['n']:>6} {r['rate']:>7} {r['seconds']:>8} "
-            f"{r['peak_rss_mb']:>11} {r['loadavg_1min']:>5}"
+            f"{r['mode']:6} {_threads_label(r, size_threads):>7} {r['n']:>6} {r['rate']:>7} "
+            f"{r['seconds']:>8} {r['peak_rss_mb']:>11} {r['loadavg_1min']:>5}"
         )
     base = single[min(thread_counts)]
     for r in rows:
         ratios = ", ".join(
             f"{r['rate'] / single[t]['rate']:.1f}x one-at-a-time at {t} thread(s)" for t in thread_counts
         )
-        print(f"batch {r['n']} ({size_threads} thread(s)): {ratios}")
+        print(f"batch {r['n']} ({_threads_label(r, size_threads)} threads): {ratios}")
     if len(rows) >= 2:
         ratio = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
         print(f"peak memory {rows[-1]['n']} vs {rows[0]['n']} requests: {ratio:.2f}x")

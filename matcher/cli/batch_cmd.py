@@ -9,20 +9,26 @@ from __future__ import annotations
 import shlex
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
+from itertools import islice
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from matcher.assign import Assignment, assign, load_capacity, read_cases, write_assignment
-from matcher.batch import BatchSummary, auto_threads, detect_format, errors_path, run_batch
+from matcher.batch import BatchSummary, MatchFn, auto_threads, detect_format, errors_path, run_batch
 from matcher.cli.engine_cmd import ConfigOpt, JsonFlag, load_matcher
 from matcher.cli.output import EXIT_INPUT, EXIT_OK, console, err_console, fail, print_json, user_errors
 from matcher.config import load_config
+from matcher.result import MatchResult
+from matcher.schema import Request
+
+if TYPE_CHECKING:
+    from matcher.engine import Matcher
 
 EXIT_INTERRUPTED = 130
 
@@ -62,7 +68,7 @@ def batch(
         int,
         typer.Option(
             min=0,
-            help="torch threads; 0 = auto: the cores idle at start, so 1 on a busy machine (docs/batch.md).",
+            help="torch threads; 0 = auto: the cores other jobs leave idle, checked every batch.",
         ),
     ] = 0,
     batch_size: Annotated[
@@ -86,10 +92,7 @@ def batch(
     if do_assign and capacity is None:
         fail("--assign needs --capacity CAPACITY.csv (columns institute,capacity).", EXIT_INPUT)
     out_fmt = fmt.value if fmt else detect_format(out)
-    n_threads = threads or auto_threads()
-    if not as_json:
-        err_console.print(f"[dim]torch 스레드 {n_threads}개{' (auto)' if not threads else ''}[/]")
-    with user_errors(as_json), torch_threads(n_threads):
+    with user_errors(as_json), torch_threads(threads or auto_threads()):
         cfg = load_config(config, top=top)
         if not input_file.is_file():
             fail(f"{input_file}: 입력 파일이 없습니다 (input file not found)", EXIT_INPUT)
@@ -99,7 +102,7 @@ def batch(
         with stop_on_interrupt(quiet=as_json) as should_stop:
             try:
                 summary = run_batch(
-                    lambda requests: matcher.match_many(requests, batch_size),
+                    matching(matcher, batch_size, auto=not threads, quiet=as_json),
                     input_file,
                     out,
                     top=cfg.top,
@@ -135,6 +138,30 @@ def batch(
         )
         raise typer.Exit(EXIT_INTERRUPTED)
     raise typer.Exit(EXIT_INPUT if summary.counts.errors else EXIT_OK)
+
+
+def matching(matcher: Matcher, batch_size: int, *, auto: bool, quiet: bool) -> MatchFn:
+    """`Matcher.match_many`, except that with `auto` the torch thread count is re-chosen before each batch
+    (`auto_threads`): a run of hours outlives the load it started under, and 2 threads on a core that
+    another job takes are several times slower than 1."""
+    if not auto:
+        return lambda requests: matcher.match_many(requests, batch_size)
+    import torch
+
+    def match(requests: Iterable[Request]) -> Iterator[MatchResult]:
+        source = iter(requests)
+        first = True
+        while chunk := list(islice(source, batch_size)):
+            current = torch.get_num_threads()
+            wanted = auto_threads(own=0.0 if first else current)
+            if wanted != current:
+                torch.set_num_threads(wanted)
+                if not quiet:
+                    err_console.print(f"[dim]torch 스레드 {current} → {wanted} (유휴 코어 기준)[/]")
+            first = False
+            yield from matcher.match_batch(chunk)
+
+    return match
 
 
 @contextmanager
