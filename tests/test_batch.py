@@ -24,7 +24,7 @@ from matcher.batch import (
     run_batch,
 )
 from matcher.cli.app import app
-from matcher.cli.batch_cmd import ProgressReporter
+from matcher.cli.batch_cmd import ProgressReporter, matching
 from matcher.problems import InputError
 from matcher.schema import Request
 from tests.conftest import FIXTURE_REQUESTS, ROOT
@@ -321,3 +321,22 @@ def test_auto_threads_uses_only_idle_cores():
     assert auto_threads(2, 6.0) == 1
     assert auto_threads(16, 3.2) == 13
     assert auto_threads(1, 0.0) == 1
+    # Once matching, this process's own threads are part of the load and are not "other jobs".
+    assert auto_threads(2, 1.9, own=2) == 2
+    assert auto_threads(2, 2.9, own=2) == 1
+    assert auto_threads(2, 1.0, own=1) == 2
+
+
+def test_auto_thread_matching_gives_the_same_results(fast_matcher, monkeypatch):
+    import torch
+
+    requests = [Request.model_validate(r) for r in REQUESTS]
+    loads = iter([0.0, 5.0, 0.0, 5.0])
+    monkeypatch.setattr("matcher.batch.os.getloadavg", lambda: (next(loads, 0.0), 0.0, 0.0))
+    before = torch.get_num_threads()
+    try:
+        auto = list(matching(fast_matcher, 3, auto=True, quiet=True)(requests))
+    finally:
+        torch.set_num_threads(before)
+    fixed = list(fast_matcher.match_many(requests, 3))
+    assert without_latency([r.to_dict() for r in auto]) == without_latency([r.to_dict() for r in fixed])
