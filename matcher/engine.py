@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from matcher.aggregate import aggregate
 from matcher.catalog import load_catalog
 from matcher.config import MatcherConfig
+from matcher.encoders.query_cache import CachingEncoder, QueryVectorStore
 from matcher.fusion import rrf, rrf_ceiling, weighted_scores
 from matcher.index_store import IndexSet, Progress, load_indexes
 from matcher.joint import coverage_matrix, plan_teams
@@ -102,6 +103,19 @@ class Matcher:
     def with_config(self, config: MatcherConfig) -> Matcher:
         """The same indexes under other knobs (for tuning: retrieval is reused, only ranking changes)."""
         return Matcher(self.indexes, config, self.reranker)
+
+    def with_query_cache(self, store: QueryVectorStore) -> Matcher:
+        """The same matcher, its dense encoders answering texts seen before from `store`.
+
+        For re-ranking a backlog: after a catalog or knob change no query needs encoding again.
+        """
+        dense = {n: (CachingEncoder(enc, store), index) for n, (enc, index) in self.indexes.dense.items()}
+        return Matcher(replace(self.indexes, dense=dense), self.config, self.reranker)
+
+    def query_cache_counts(self) -> dict[str, int]:
+        """Texts answered from the query cache and texts encoded, over every dense retriever."""
+        cached = [enc for enc, _ in self.indexes.dense.values() if isinstance(enc, CachingEncoder)]
+        return {"reused": sum(e.reused for e in cached), "encoded": sum(e.encoded for e in cached)}
 
     # ------------------------------------------------------------------ retrieval
     def prepare(self, requests: Sequence[Request]) -> Prepared:

@@ -234,7 +234,8 @@ def test_cli_json_summary_and_exit_codes(fast_config_file, tmp_path):
     result = runner.invoke(app, ["batch", str(inp), "--out", str(out), "-C", str(fast_config_file), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert set(summary) == {"input", "output", "done", "skipped", "errors", "abstained", "seconds", "rate"}
+    fields = {"input", "output", "done", "skipped", "errors", "abstained", "seconds", "rate", "query_cache"}
+    assert set(summary) == fields
     assert (summary["done"], summary["skipped"], summary["errors"]) == (4, 0, 0)
 
     with open(inp, "a", encoding="utf-8") as fh:

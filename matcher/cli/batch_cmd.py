@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import signal
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -23,7 +24,8 @@ from matcher.assign import Assignment, assign, load_capacity, read_cases, write_
 from matcher.batch import BatchSummary, MatchFn, auto_threads, detect_format, errors_path, run_batch
 from matcher.cli.engine_cmd import ConfigOpt, JsonFlag, load_matcher
 from matcher.cli.output import EXIT_INPUT, EXIT_OK, console, err_console, fail, print_json, user_errors
-from matcher.config import load_config
+from matcher.config import MatcherConfig, load_config
+from matcher.encoders.query_cache import QueryVectorStore
 from matcher.result import MatchResult
 from matcher.schema import Request
 
@@ -74,6 +76,13 @@ def batch(
     batch_size: Annotated[
         int, typer.Option(min=1, help="Requests matched together (128 measured ~20% faster than 32).")
     ] = 128,
+    query_cache: Annotated[
+        bool,
+        typer.Option(
+            help="Reuse query vectors stored by earlier runs (MODEL_DIR/cache/queries.sqlite): a re-rank "
+            "after a catalog or knob change then encodes nothing."
+        ),
+    ] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """Match every request of a backlog file; one result line per request, written as it is produced.
@@ -84,8 +93,9 @@ def batch(
     recommendation (best total score within every institute's capacity).
 
     JSON summary: {"input", "output", "done", "skipped", "errors", "abstained", "seconds", "rate"}, plus
-    "assignment" with --assign and "interrupted": true after Ctrl-C. Exit codes: 0 all rows matched,
-    2 some rows were bad (the good ones are written) or an input/option is wrong, 3 missing model state,
+    "query_cache" {"reused", "encoded", "path"} (unless --no-query-cache), "assignment" with --assign and
+    "interrupted": true after Ctrl-C. Exit codes: 0 all rows matched, 2 some rows were bad (the good
+    ones are written) or an input/option is wrong, 3 missing model state,
     130 interrupted (re-run the same command to resume).
     """
     do_assign = do_assign or capacity is not None
@@ -97,6 +107,9 @@ def batch(
         if not input_file.is_file():
             fail(f"{input_file}: 입력 파일이 없습니다 (input file not found)", EXIT_INPUT)
         matcher = load_matcher(cfg)
+        store = open_query_cache(cfg, quiet=as_json) if query_cache else None
+        if store is not None:
+            matcher = matcher.with_query_cache(store)
         caps = load_capacity(capacity, matcher.catalog.resolve) if capacity is not None else None
         reporter = ProgressReporter(quiet=as_json)
         with stop_on_interrupt(quiet=as_json) as should_stop:
@@ -120,8 +133,13 @@ def batch(
             assignment = assign(read_cases(out, out_fmt, cfg.top), caps)
             write_assignment(f"{out}.assignment.jsonl", assignment)
 
-    resume = _resume_command(input_file, out, fmt, top, config, id_column, text_column, capacity, threads)
+    resume = _resume_command(
+        input_file, out, fmt, top, config, id_column, text_column, capacity, threads, query_cache
+    )
     data: dict[str, Any] = summary.to_dict()
+    if store is not None:
+        data["query_cache"] = {**matcher.query_cache_counts(), "path": str(store.path)}
+        store.close()
     if assignment is not None:
         data["assignment"] = assignment.summary()
     if summary.interrupted:
@@ -130,6 +148,12 @@ def batch(
         print_json(data)
     else:
         show_summary(summary, out)
+        if "query_cache" in data:
+            qc = data["query_cache"]
+            console.print(
+                f"[dim]질의 벡터: 재사용 {qc['reused']}건 · 새로 계산 {qc['encoded']}건 ({qc['path']})[/]",
+                highlight=False,
+            )
         if assignment is not None:
             show_assignment(assignment, Path(f"{out}.assignment.jsonl"))
     if summary.interrupted:
@@ -162,6 +186,22 @@ def matching(matcher: Matcher, batch_size: int, *, auto: bool, quiet: bool) -> M
             yield from matcher.match_batch(chunk)
 
     return match
+
+
+def open_query_cache(cfg: MatcherConfig, *, quiet: bool) -> QueryVectorStore | None:
+    """The shared query-vector store, or None (with a warning) when it cannot be opened: a damaged cache
+    costs speed, never the run."""
+    path = Path(cfg.model_dir) / "cache" / "queries.sqlite"
+    try:
+        return QueryVectorStore(path)
+    except (sqlite3.Error, OSError) as exc:
+        if not quiet:
+            err_console.print(
+                f"[yellow]{path}: 질의 벡터 캐시를 열 수 없어 캐시 없이 진행합니다 ({exc}). "
+                "파일을 지우면 다시 만들어집니다.[/]",
+                highlight=False,
+            )
+        return None
 
 
 @contextmanager
@@ -306,6 +346,7 @@ def _resume_command(
     text_column: str,
     capacity: Path | None,
     threads: int,
+    query_cache: bool,
 ) -> str:
     parts = ["matcher", "batch", str(input_file), "--out", str(out)]
     for flag, value, default in (
@@ -319,4 +360,6 @@ def _resume_command(
     ):
         if value is not None and value != default:
             parts += [flag, str(value)]
+    if not query_cache:
+        parts.append("--no-query-cache")
     return shlex.join(parts)
