@@ -84,8 +84,23 @@ def test_tune_writes_a_loadable_config(fast_config_file, tmp_path):
     from matcher.config import load_config
 
     out = tmp_path / "tune"
-    result = runner.invoke(app, ["tune", "-d", str(FIXTURE_REQUESTS), "-C", str(fast_config_file), "--trials", "4",
-                                 "--folds", "2", "--out", str(out), "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "tune",
+            "-d",
+            str(FIXTURE_REQUESTS),
+            "-C",
+            str(fast_config_file),
+            "--trials",
+            "4",
+            "--folds",
+            "2",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["stage1"]["trials"] == 5 and 0 <= report["stage1"]["mrr_cv"] <= 1
