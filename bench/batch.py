@@ -68,10 +68,11 @@ def child(args: argparse.Namespace) -> dict:
     """Runs in the subprocess: load the matcher, then time one mode."""
     import torch
 
-    from matcher.batch import auto_threads, iter_rows, run_batch
+    from matcher.batch import iter_rows, run_batch
     from matcher.cli.batch_cmd import matching, open_query_cache
     from matcher.engine import Matcher
     from matcher.schema import Request
+    from matcher.threads import auto_threads
 
     torch.set_num_threads(args.threads or auto_threads())
     cfg = _config(args)

@@ -422,24 +422,6 @@ class ErrorLog:
 # ---------------------------------------------------------------------------------------------- the run
 
 
-def auto_threads(cores: int | None = None, load: float | None = None, own: float = 0.0) -> int:
-    """torch threads for the next batch: the cores other processes leave idle, at least 1.
-
-    `load` is the 1-minute load average (read when None) and `own` this process's part of it (its thread
-    count once it has been matching for a while). Measured on the 2-core machine (BENCHMARKS.md
-    "## Batch"): idle, 2 threads match 1.5x faster than 1; with other jobs holding a core, 2 threads were
-    3-12x slower than 1, since every operator waits at a barrier for a thread that is not running.
-    """
-    cores = cores or os.cpu_count() or 1
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except OSError:  # pragma: no cover - platforms without a load average
-            return 1
-    others = max(0.0, load - own)
-    return max(1, min(cores, int(cores - others + 0.5)))
-
-
 @dataclass
 class BatchSummary:
     input: str

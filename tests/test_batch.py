@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 from matcher.assign import read_cases
 from matcher.batch import (
     BatchSummary,
-    auto_threads,
     count_rows,
     csv_columns,
     errors_path,
@@ -27,6 +26,7 @@ from matcher.cli.app import app
 from matcher.cli.batch_cmd import ProgressReporter, matching
 from matcher.problems import InputError
 from matcher.schema import Request
+from matcher.threads import auto_threads
 from tests.conftest import FIXTURE_REQUESTS, ROOT
 
 REQUESTS = [json.loads(line) for line in FIXTURE_REQUESTS.read_text(encoding="utf-8").splitlines()]

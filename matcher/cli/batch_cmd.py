@@ -21,13 +21,14 @@ import typer
 from rich.table import Table
 
 from matcher.assign import Assignment, assign, load_capacity, read_cases, write_assignment
-from matcher.batch import BatchSummary, MatchFn, auto_threads, detect_format, errors_path, run_batch
+from matcher.batch import BatchSummary, MatchFn, detect_format, errors_path, run_batch
 from matcher.cli.engine_cmd import ConfigOpt, JsonFlag, load_matcher
 from matcher.cli.output import EXIT_INPUT, EXIT_OK, console, err_console, fail, print_json, user_errors
 from matcher.config import MatcherConfig, load_config
 from matcher.encoders.query_cache import QueryVectorStore
 from matcher.result import MatchResult
 from matcher.schema import Request
+from matcher.threads import auto_threads, torch_threads
 
 if TYPE_CHECKING:
     from matcher.engine import Matcher
@@ -202,21 +203,6 @@ def open_query_cache(cfg: MatcherConfig, *, quiet: bool) -> QueryVectorStore | N
                 highlight=False,
             )
         return None
-
-
-@contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Set torch's intra-op threads for the run (see `auto_threads` for why the count matters so much).
-
-    The previous count is restored, so the command leaves its process (e.g. a test run) as it found it."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # ---------------------------------------------------------------------------------------------- progress

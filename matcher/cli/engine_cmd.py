@@ -25,6 +25,7 @@ from matcher.config import MatcherConfig, load_config, parse_overrides
 from matcher.index_store import StaleIndex, build_indexes, read_manifest
 from matcher.result import MatchResult
 from matcher.schema import KIND_LABEL_KO, CapabilityKind, Request
+from matcher.threads import auto_threads, torch_threads
 
 ConfigOpt = Annotated[
     str | None,
@@ -96,7 +97,7 @@ def model_list(
 @index_app.command("build")
 def index_build(config: ConfigOpt = None, as_json: JsonFlag = False) -> None:
     """Encode the catalog (re-encoding only changed records) and save the FAISS and BM25 indexes."""
-    with user_errors(as_json):
+    with user_errors(as_json), torch_threads(auto_threads()):
         cfg = load_config(config)
         catalog = load_catalog(cfg.catalog_dir)
         report, close = _progress("색인 생성")
@@ -198,7 +199,7 @@ def match(
     "kind", "title", "text", "score", "need"}]}], "latency_ms"}. Exit codes: 0 matched (also when
     abstaining), 2 bad input, 3 missing model or index state.
     """
-    with user_errors(as_json):
+    with user_errors(as_json), torch_threads(auto_threads()):
         raw = read_request_text(text, file)
         cfg = load_config(config, top=top, **parse_overrides(overrides))
         if not raw.strip():

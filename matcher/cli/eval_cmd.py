@@ -26,6 +26,7 @@ from matcher.evaluation.metrics import JOINT_METRICS, RANKING_METRICS
 from matcher.evaluation.report import ABSTAIN_KEYS, fmt, write_run_dir
 from matcher.evaluation.runner import run, summarize
 from matcher.evaluation.stats import paired_test
+from matcher.threads import auto_threads, torch_threads
 
 BASELINES = ("tfidf", "bm25", "use", "dense", "hybrid")
 DatasetOpt = Annotated[Path, typer.Option("--dataset", "-d", help="Labeled requests (JSONL).")]
@@ -79,7 +80,7 @@ def evaluate(
     "ci95": {...}, "per_institute": {...}, "per_industry": {...}, "confusions": [...], "latency_ms",
     "config": {...}}; with --baselines: {"baselines": {name: summary}}.
     """
-    with user_errors(as_json):
+    with user_errors(as_json), torch_threads(auto_threads()):
         if baselines:
             summaries = {}
             for name in BASELINES:
@@ -191,7 +192,7 @@ def tune(
 
     if "dev" in dataset.name:
         err_console.print("[yellow]경고: dev 세트로 튜닝하면 dev 수치는 더 이상 공정하지 않습니다.[/]")
-    with user_errors(as_json):
+    with user_errors(as_json), torch_threads(auto_threads()):
         cfg = load_config(config)
         matcher = load_matcher(cfg)
         golds = load_labeled(dataset, matcher.catalog)

@@ -24,6 +24,7 @@ from matcher.cli.output import (
 )
 from matcher.config import load_config
 from matcher.datasets import iter_jsonl, load_labeled
+from matcher.threads import auto_threads, torch_threads
 
 train_app = typer.Typer(
     help="Learn from past cases: fine-tune the encoder, fit the re-ranker.", no_args_is_help=True
@@ -85,7 +86,7 @@ def train_encoder(
     from matcher.learning import encoder as ft
 
     _guard_dev(train, dev)
-    with user_errors(as_json):
+    with user_errors(as_json), torch_threads(auto_threads()):
         cfg = load_config(config)
         base = load_encoder(
             "e5", e5_model=cfg.e5_model, model_dir=cfg.model_dir, autocast_bf16=cfg.e5_autocast_bf16
@@ -222,7 +223,7 @@ def train_reranker(
     from matcher.learning.reranker import collect, fit_reranker
 
     _guard_dev(train)
-    with user_errors(as_json):
+    with user_errors(as_json), torch_threads(auto_threads()):
         cfg = load_config(config).replace(reranker=None)
         matcher = load_matcher(cfg)
         golds = load_labeled(train, matcher.catalog, strict=False)

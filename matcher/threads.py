@@ -1,0 +1,46 @@
+"""One policy for torch's thread count, shared by every command that encodes many texts at once.
+
+On a shared 2-core machine the count decides speed more than anything else (BENCHMARKS.md "## Batch"):
+idle, 2 threads encode batches 1.5x faster than 1; with another job holding a core, 2 threads were 3-12x
+slower, since every operator waits at a barrier for a thread that is not running. A few texts (one
+interactive request and its needs) always run on one thread (`matcher.encoders.st.SMALL_BATCH`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+def auto_threads(cores: int | None = None, load: float | None = None, own: float = 0.0) -> int:
+    """torch threads for the next batch: the cores other processes leave idle, at least 1.
+
+    `load` is the 1-minute load average (read when None) and `own` this process's part of it (its thread
+    count once it has been matching for a while). Measured on the 2-core machine (BENCHMARKS.md
+    "## Batch"): idle, 2 threads match 1.5x faster than 1; with other jobs holding a core, 2 threads were
+    3-12x slower than 1, since every operator waits at a barrier for a thread that is not running.
+    """
+    cores = cores or os.cpu_count() or 1
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # pragma: no cover - platforms without a load average
+            return 1
+    others = max(0.0, load - own)
+    return max(1, min(cores, int(cores - others + 0.5)))
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Set torch's intra-op threads for the run (see `auto_threads` for why the count matters so much).
+
+    The previous count is restored, so the command leaves its process (e.g. a test run) as it found it."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
