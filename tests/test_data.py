@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 CATALOG = ROOT / "data" / "institutes"
 TRAIN = ROOT / "data" / "requests" / "train.jsonl"
 DEV = ROOT / "data" / "requests" / "dev.jsonl"
-MINIMUM = {"staff": 15, "technology": 15, "equipment": 25}
+MINIMUM = {"staff": 20, "technology": 20, "equipment": 35}
 
 
 @lru_cache(maxsize=1)
@@ -26,7 +26,7 @@ def catalog():
 def test_catalog_size_and_per_kind_minimums():
     cat = catalog()
     assert len(cat.institutes) >= 40
-    assert len(cat.capabilities) >= 2400
+    assert len(cat.capabilities) >= 3300
     for inst, counts in cat.counts().items():
         for kind, minimum in MINIMUM.items():
             assert counts[kind] >= minimum, f"{inst} has {counts[kind]} {kind} records (< {minimum})"
