@@ -34,6 +34,12 @@ def normalize_name(name: str) -> str:
     return re.sub(r"[\s()\[\]{}·.,'\"_-]+", "", name)
 
 
+_FORMER = re.compile(r"^\s*(구|舊|former)\s+", re.IGNORECASE)
+_LEGAL_FORM = re.compile(r"^\s*(\((재|사|주)\)|재단법인|사단법인|주식회사)\s*")
+_BRACKETED = re.compile(r"[(\[]([^()\[\]]*)[)\]]")
+_WORDS = re.compile(r"[\s/,·+&]+")
+
+
 @dataclass(frozen=True)
 class Catalog:
     """All institutes and their capability records, in a stable order."""
@@ -72,10 +78,45 @@ class Catalog:
         for inst in self.institutes:
             for name in inst.names():
                 index.setdefault(normalize_name(name), inst.id)
+                former = _FORMER.sub("", name)  # "구 한국탄소융합기술원" is also written without "구"
+                if former != name:
+                    index.setdefault(normalize_name(former), inst.id)
         return index
 
     def resolve(self, label: str) -> str | None:
-        """Map an id, acronym, Korean or English name or alias to an institute id (None if unknown)."""
+        """Map an id, acronym, Korean or English name or alias to an institute id (None if unknown).
+
+        Labels in published cases and spreadsheets are rarely bare names, so after an exact lookup it
+        tries, in order: without a legal form ("(재)", "재단법인"); "name (ACRONYM)" when the names
+        outside and inside the brackets agree (or only one names an institute); "ETRI 한국전자통신연구원"
+        or "KITECH 울산본부" when the words that name an institute all name the same one; and a known
+        name followed by a unit without a space ("한국생산기술연구원뿌리산업기술연구소"). A label naming
+        two institutes resolves to None.
+        """
+        exact = self._lookup(label)
+        if exact or not label.strip():
+            return exact
+        label = _LEGAL_FORM.sub("", label).strip()
+        if hit := self._lookup(label):
+            return hit
+        inside = _BRACKETED.findall(label)
+        if inside:
+            named = {self._lookup(part) for part in inside} - {None}
+            if outside := self.resolve(_BRACKETED.sub(" ", label)):
+                named.add(outside)
+            return named.pop() if len(named) == 1 else None
+        named = {self._lookup(word) for word in _WORDS.split(label) if word} - {None}
+        if named:
+            return named.pop() if len(named) == 1 else None
+        key = normalize_name(label)
+        prefixes = [
+            (len(name), iid)
+            for name, iid in self._name_index.items()
+            if len(name) >= 4 and key.startswith(name)
+        ]
+        return max(prefixes)[1] if prefixes else None
+
+    def _lookup(self, label: str) -> str | None:
         return self._name_index.get(normalize_name(label))
 
     def records_of(self, institute_id: str) -> list[Capability]:

@@ -57,6 +57,24 @@ def test_resolve_names(fixture_catalog):
     assert normalize_name(" K I M S ") == "kims"
 
 
+def test_resolve_labels_as_published_cases_write_them(fixture_catalog):
+    for label in (
+        "한국재료연구원(KIMS)",
+        "한국재료연구원 (KIMS)",
+        "KIMS(한국재료연구원)",
+        "(재)한국재료연구원",
+        "재단법인 한국재료연구원",
+        "재료연구소",  # a former name, listed as "구 재료연구소"
+        "KIMS 창원 본원",
+        "KIMS 한국재료연구원",
+        "한국재료연구원 표면기술연구본부",
+        "한국재료연구원표면기술연구본부",
+    ):
+        assert fixture_catalog.resolve(label) == "kims", label
+    for label in ("KIMS/KATECH", "한국재료연구원·한국자동차연구원", "KIMS (KATECH)", "창원 본원", "", "한국"):
+        assert fixture_catalog.resolve(label) is None, label
+
+
 def test_bad_yaml_names_file_and_line(tmp_path):
     d = broken_copy(tmp_path, "keti.yaml", "  - id: keti-s02", "  - id: [keti-s02")
     [p] = problems_of(d)
