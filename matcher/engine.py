@@ -56,6 +56,11 @@ class Matcher:
         self.catalog = indexes.catalog
         self.reranker = reranker
         self._n_inst = len(self.catalog.institutes)
+        self._kinds = None
+        if reranker is not None:  # the re-ranker's features count hits per record kind
+            from matcher.rerank import record_kinds
+
+            self._kinds = record_kinds(indexes.records)
 
     @classmethod
     def from_config(
@@ -70,12 +75,6 @@ class Matcher:
 
             reranker = LinearReranker.load(config.reranker)
         return cls(indexes, config, reranker)
-
-    def _record_kinds(self, compute) -> np.ndarray:
-        """Kind code per record, computed once per matcher (not per request)."""
-        if getattr(self, "_kinds", None) is None:
-            self._kinds = compute(self.indexes.records)
-        return self._kinds
 
     # ------------------------------------------------------------------ public API
     def match(self, request: Request | str) -> MatchResult:
@@ -208,7 +207,7 @@ class Matcher:
             score = cfg.whole_weight * score + (1 - cfg.whole_weight) * need_mean
         features = {}
         if self.reranker is not None:
-            from matcher.rerank import institute_features, record_kinds
+            from matcher.rerank import institute_features
 
             features = institute_features(
                 score,
@@ -216,7 +215,7 @@ class Matcher:
                 need_hits,
                 self.indexes.owner,
                 self._n_inst,
-                kinds=self._record_kinds(record_kinds),
+                kinds=self._kinds,
                 prior=self.reranker.prior_vector(self.catalog.institute_ids),
             )
             score = self.reranker.score(features)
