@@ -27,11 +27,11 @@ demo: setup models/e5-small/modules.json
 
 ## Quickstart 2: set up and run the tests (also what CI runs).
 test: setup
-	$(BIN)/ruff check matcher tests bench
+	$(BIN)/ruff check matcher tests bench notebooks
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check matcher tests bench
+	$(BIN)/ruff check matcher tests bench notebooks
 	$(BIN)/ruff format --check matcher tests bench
 
 format: setup
