@@ -37,7 +37,24 @@ def normalize_name(name: str) -> str:
 _FORMER = re.compile(r"^\s*(구|舊|former)\s+", re.IGNORECASE)
 _LEGAL_FORM = re.compile(r"^\s*(\((재|사|주)\)|재단법인|사단법인|주식회사)\s*")
 _BRACKETED = re.compile(r"[(\[]([^()\[\]]*)[)\]]")
-_WORDS = re.compile(r"[\s/,·+&]+")
+_WORDS = re.compile(r"\s+")
+_LIST_SEPARATORS = re.compile(r"\s*[,;+/·&]\s*|\s+(?:및|와|과|and)\s+")
+
+
+def _split_outside_brackets(label: str) -> list[str]:
+    """Split a list of names on its separators, leaving "(KITECH, 천안)" whole."""
+    parts, depth, start = [], 0, 0
+    for match in re.finditer(r"[(\[]|[)\]]|" + _LIST_SEPARATORS.pattern, label):
+        token = match.group()
+        if token in "([":
+            depth += 1
+        elif token in ")]":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            parts.append(label[start : match.start()])
+            start = match.end()
+    parts.append(label[start:])
+    return [part.strip() for part in parts if part.strip()]
 
 
 @dataclass(frozen=True)
@@ -91,7 +108,8 @@ class Catalog:
         outside and inside the brackets agree (or only one names an institute); "ETRI 한국전자통신연구원"
         or "KITECH 울산본부" when the words that name an institute all name the same one; and a known
         name followed by a unit without a space ("한국생산기술연구원뿌리산업기술연구소"). A label naming
-        two institutes resolves to None.
+        two institutes ("KITECH, KATECH"), or a list with a name it does not know, resolves to None
+        (`resolve_many` splits lists).
         """
         exact = self._lookup(label)
         if exact or not label.strip():
@@ -99,11 +117,19 @@ class Catalog:
         label = _LEGAL_FORM.sub("", label).strip()
         if hit := self._lookup(label):
             return hit
+        parts = _split_outside_brackets(label)
+        if len(parts) >= 2:  # a list of names: one institute only if every name is that one
+            ids = {self.resolve(part) for part in parts}
+            return ids.pop() if len(ids) == 1 else None
         inside = _BRACKETED.findall(label)
         if inside:
-            named = {self._lookup(part) for part in inside} - {None}
-            if outside := self.resolve(_BRACKETED.sub(" ", label)):
+            named = {self._lookup(part) for part in inside}
+            rest = _BRACKETED.sub(" ", label)
+            if outside := self.resolve(rest):
                 named.add(outside)
+            else:  # "A(KIMS)+B" names two institutes
+                named |= {self._lookup(word) for word in _WORDS.split(rest) if word}
+            named.discard(None)
             return named.pop() if len(named) == 1 else None
         named = {self._lookup(word) for word in _WORDS.split(label) if word} - {None}
         if named:
@@ -115,6 +141,17 @@ class Catalog:
             if len(name) >= 4 and key.startswith(name)
         ]
         return max(prefixes)[1] if prefixes else None
+
+    def resolve_many(self, label: str) -> list[str] | None:
+        """Institute ids of a label that may name several ("KITECH, KATECH", "생기원+자동차연",
+        "한국재료연구원 및 한국기계연구원"); None when any part names no institute."""
+        parts = _split_outside_brackets(label)
+        if len(parts) >= 2:
+            ids = [self.resolve(part) for part in parts]
+            if None not in ids:
+                return list(dict.fromkeys(i for i in ids if i))
+        hit = self.resolve(label)
+        return [hit] if hit else None
 
     def _lookup(self, label: str) -> str | None:
         return self._name_index.get(normalize_name(label))

@@ -62,7 +62,8 @@ def load_labeled(path: str | Path, catalog: Catalog, *, strict: bool = True) -> 
 
     Args:
         path: JSONL file of `LabeledRequest` objects.
-        catalog: resolves gold labels (id, acronym, Korean/English name or alias).
+        catalog: resolves gold labels (id, acronym, Korean/English name or alias; a label may
+            list several institutes, e.g. "KITECH, KATECH").
         strict: if True (default) an unknown gold label is an error; if False it is kept in
             `GoldRequest.unknown` so that evaluation can report it and count it as a miss.
 
@@ -96,11 +97,10 @@ def load_labeled(path: str | Path, catalog: Catalog, *, strict: bool = True) -> 
         gold: list[str] = []
         unknown: list[str] = []
         for label in parsed.institutes:
-            resolved = catalog.resolve(label)
+            resolved = catalog.resolve_many(label)
             if resolved is None:
                 unknown.append(label)
-            elif resolved not in gold:
-                gold.append(resolved)
+            gold += [i for i in resolved or () if i not in gold]
         if unknown and strict:
             problems.append(
                 Problem(

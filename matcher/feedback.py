@@ -77,13 +77,12 @@ def resolve_labels(catalog: Catalog, labels: Sequence[str], option: str) -> list
     """Catalog ids for ids or names; every unknown label is reported at once (InputError)."""
     ids, problems = [], []
     for label in labels:
-        resolved = catalog.resolve(label)
+        resolved = catalog.resolve_many(label)
         if resolved is None:
             problems.append(
                 Problem(option, f"unknown institute {label!r} (not an id or name in the catalog)")
             )
-        elif resolved not in ids:
-            ids.append(resolved)
+        ids += [i for i in resolved or () if i not in ids]
     if problems:
         raise InputError(problems)
     return ids

@@ -152,3 +152,13 @@ def test_cli_stats_json_shape():
 def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.startswith("matcher ")
+
+
+def test_resolve_many_splits_a_label_listing_several_institutes(fixture_catalog):
+    assert fixture_catalog.resolve_many("KIMS") == ["kims"]
+    assert fixture_catalog.resolve_many("KIMS, KATECH") == ["kims", "katech"]
+    assert fixture_catalog.resolve_many("한국재료연구원(KIMS)+한국자동차연구원") == ["kims", "katech"]
+    assert fixture_catalog.resolve_many("재료연 및 자동차연구원") == ["kims", "katech"]
+    assert fixture_catalog.resolve_many("KIMS; KIMS") == ["kims"]
+    assert fixture_catalog.resolve_many("KIMS, 없는기관") is None
+    assert fixture_catalog.resolve_many("없는기관") is None
