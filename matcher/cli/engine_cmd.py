@@ -199,7 +199,7 @@ def match(
     "kind", "title", "text", "score", "need"}]}], "latency_ms"}. Exit codes: 0 matched (also when
     abstaining), 2 bad input, 3 missing model or index state.
     """
-    with user_errors(as_json), torch_threads(auto_threads()):
+    with user_errors(as_json):  # one request encodes on one thread (st.SMALL_BATCH): no policy needed
         raw = read_request_text(text, file)
         cfg = load_config(config, top=top, **parse_overrides(overrides))
         if not raw.strip():
