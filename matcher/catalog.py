@@ -153,6 +153,18 @@ class Catalog:
         hit = self.resolve(label)
         return [hit] if hit else None
 
+    def resolve_labels(self, labels: Iterable[str]) -> tuple[list[str], list[str]]:
+        """Institute ids named by `labels` (each may list several; first mention first, no repeats)
+        and the labels that name no institute."""
+        ids: list[str] = []
+        unknown: list[str] = []
+        for label in labels:
+            resolved = self.resolve_many(label)
+            if resolved is None:
+                unknown.append(label)
+            ids += [i for i in resolved or () if i not in ids]
+        return ids, unknown
+
     def _lookup(self, label: str) -> str | None:
         return self._name_index.get(normalize_name(label))
 

@@ -94,13 +94,7 @@ def load_labeled(path: str | Path, catalog: Catalog, *, strict: bool = True) -> 
             )
             continue
         seen[parsed.id] = number
-        gold: list[str] = []
-        unknown: list[str] = []
-        for label in parsed.institutes:
-            resolved = catalog.resolve_many(label)
-            if resolved is None:
-                unknown.append(label)
-            gold += [i for i in resolved or () if i not in gold]
+        gold, unknown = catalog.resolve_labels(parsed.institutes)
         if unknown and strict:
             problems.append(
                 Problem(

@@ -75,16 +75,14 @@ def _now() -> str:
 
 def resolve_labels(catalog: Catalog, labels: Sequence[str], option: str) -> list[str]:
     """Catalog ids for ids or names; every unknown label is reported at once (InputError)."""
-    ids, problems = [], []
-    for label in labels:
-        resolved = catalog.resolve_many(label)
-        if resolved is None:
-            problems.append(
+    ids, unknown = catalog.resolve_labels(labels)
+    if unknown:
+        raise InputError(
+            [
                 Problem(option, f"unknown institute {label!r} (not an id or name in the catalog)")
-            )
-        ids += [i for i in resolved or () if i not in ids]
-    if problems:
-        raise InputError(problems)
+                for label in unknown
+            ]
+        )
     return ids
 
 
