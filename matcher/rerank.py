@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from matcher.problems import InputError, Problem
+from matcher.schema import CapabilityKind
 
 if TYPE_CHECKING:
     from matcher.engine import QueryHits
@@ -32,7 +33,7 @@ TOP_HITS = 20
 """Evidence counts are taken among the whole request's best fused record hits."""
 NEAR_BEST = 0.9
 """An institute is near-best for a need when it scores at least this share of the need's best."""
-KINDS = ("staff", "technology", "equipment")
+KINDS = tuple(k.value for k in CapabilityKind)
 PEAK_RETRIEVERS = ("e5", "use", "bm25", "tfidf", "hashing")
 
 FEATURE_NAMES: tuple[str, ...] = (

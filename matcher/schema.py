@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 FIELD_GROUPS: tuple[str, ...] = (
     "기초소재",
@@ -28,17 +29,26 @@ RECORD_ID = re.compile(r"^[a-z0-9][a-z0-9_.:-]*$")
 
 
 class CapabilityKind(StrEnum):
-    """What a capability record describes."""
+    """What a capability record describes.
+
+    `profile` and `programme` describe the institute as a whole (its roles, the regions it serves, the
+    support programmes it runs): vague or role-type requests match them where no single team,
+    technology or instrument does.
+    """
 
     staff = "staff"
     technology = "technology"
     equipment = "equipment"
+    profile = "profile"
+    programme = "programme"
 
 
 KIND_LABEL_KO = {
     CapabilityKind.staff: "인력",
     CapabilityKind.technology: "기술",
     CapabilityKind.equipment: "장비",
+    CapabilityKind.profile: "기관역할",
+    CapabilityKind.programme: "지원사업",
 }
 
 
@@ -53,6 +63,40 @@ def _clean_list(values: list[str]) -> list[str]:
     return [v.strip() for v in values if v and v.strip()]
 
 
+Basis = Literal["sourced", "general"]
+"""Where a record's claims come from: a cited public source, or general knowledge (no source found)."""
+
+
+class Site(BaseModel):
+    """A seat of an institute (HQ or branch): where it is and what it does there."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    """As sources name it, e.g. "창원 본원", "진해 첨단소재 실증연구단지"."""
+    city: str | None = None
+    """시/군/구 as written in Korean, e.g. "창원", "원주", "세종"."""
+    region: str | None = None
+    """시/도 short form, e.g. "경남", "강원", "서울"."""
+    role: str | None = None
+    sources: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: object) -> object:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("name")
+    @classmethod
+    def _nonempty(cls, value: str) -> str:
+        return _strip_nonempty(value)
+
+    @field_validator("sources")
+    @classmethod
+    def _lists(cls, values: list[str]) -> list[str]:
+        return _clean_list(values)
+
+
 class Institute(BaseModel):
     """A research institute of the consortium (or a neighbouring public institute)."""
 
@@ -63,11 +107,15 @@ class Institute(BaseModel):
     name_en: str
     acronym: str
     aliases: list[str] = Field(default_factory=list)
+    former_names: list[str] = Field(default_factory=list)
+    """Earlier official names (labels in old cases use them), e.g. "재료연구소"."""
     city: str
-    sites: list[str] = Field(default_factory=list)
+    sites: list[Site] = Field(default_factory=list)
     groups: list[str]
     summary: str
     homepage: str | None = None
+    sources: list[str] = Field(default_factory=list)
+    """Sources for the institute's facts (names, seats, summary): an address or a title, with a date."""
 
     @field_validator("id")
     @classmethod
@@ -81,7 +129,7 @@ class Institute(BaseModel):
     def _nonempty(cls, value: str) -> str:
         return _strip_nonempty(value)
 
-    @field_validator("aliases", "sites")
+    @field_validator("aliases", "former_names", "sources")
     @classmethod
     def _lists(cls, values: list[str]) -> list[str]:
         return _clean_list(values)
@@ -99,7 +147,10 @@ class Institute(BaseModel):
 
     def names(self) -> list[str]:
         """Every name a person may use for this institute (for label resolution)."""
-        return [self.id, self.acronym, self.name_ko, self.name_en, *self.aliases]
+        return [self.id, self.acronym, self.name_ko, self.name_en, *self.aliases, *self.former_names]
+
+    def site_names(self) -> list[str]:
+        return [site.name for site in self.sites]
 
 
 class Capability(BaseModel):
@@ -124,7 +175,11 @@ class Capability(BaseModel):
     specs: str | None = None
     purpose: str | None = None
     location: str | None = None
+    """The site (one of the institute's `sites` names) where the team works or the equipment stands."""
     accreditation: str | None = None
+    """An accreditation (e.g. KOLAS) only where a cited source states it."""
+    sources: list[str] = Field(default_factory=list)
+    """Public sources for this record: an address or a title, with a date. Empty: general knowledge."""
 
     @field_validator("id")
     @classmethod
@@ -139,10 +194,15 @@ class Capability(BaseModel):
     def _nonempty(cls, value: str) -> str:
         return _strip_nonempty(value)
 
-    @field_validator("keywords", "applications")
+    @field_validator("keywords", "applications", "sources")
     @classmethod
     def _lists(cls, values: list[str]) -> list[str]:
         return _clean_list(values)
+
+    @property
+    def basis(self) -> Basis:
+        """`sourced` when the record cites a source, else `general` (written from general knowledge)."""
+        return "sourced" if self.sources else "general"
 
     def text(self) -> str:
         """The text that is embedded and indexed: title, description and every descriptive field."""

@@ -101,7 +101,7 @@ def train_encoder(
             max_pairs=max_pairs,
             batch_size=batch_size,
             time_budget_s=time_budget,
-            bf16=cfg.e5_autocast_bf16,
+            bf16=base.autocast_bf16,  # type: ignore[attr-defined]
             seed=cfg.seed,
         )
         scratch = Path(tempfile.mkdtemp(prefix="matcher-ft-"))

@@ -46,7 +46,7 @@ def _load(kind: str, path: str, autocast_bf16: bool) -> Encoder:
 
 
 def load_encoder(
-    retriever: str, *, e5_model: str, model_dir: str | Path, autocast_bf16: bool = True
+    retriever: str, *, e5_model: str, model_dir: str | Path, autocast_bf16: bool | None = None
 ) -> Encoder:
     """Load the encoder behind a dense retriever name (`e5`, `use`, `hashing`).
 
@@ -61,4 +61,8 @@ def load_encoder(
         if e5_model != DEFAULT_E5:
             raise
         path = ensure_default_model(model_dir)
+    if autocast_bf16 is None:
+        from matcher.encoders.cpu import native_bf16
+
+        autocast_bf16 = native_bf16()
     return _load("e5", str(path.resolve()), autocast_bf16)
