@@ -40,10 +40,10 @@ format: setup
 
 ## Synthetic dev and real-dev side by side, with bootstrap intervals (runs/eval/dev, runs/eval/real-dev).
 eval: setup
-	$(BIN)/matcher evaluate --batched --out runs/eval
+	$(BIN)/matcher evaluate --batched --query-cache --out runs/eval
 
 baselines: setup
-	$(BIN)/matcher evaluate --batched --baselines --out runs/baselines
+	$(BIN)/matcher evaluate --batched --query-cache --baselines --out runs/baselines
 
 tune: setup
 	$(BIN)/matcher tune --dataset data/requests/train.jsonl --out runs/tune

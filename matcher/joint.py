@@ -12,6 +12,7 @@ single institute, and every member is needed
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -91,6 +92,23 @@ def plan_teams(
             teams.append(team)
     teams.sort(key=lambda t: (-t.value, len(t.members), t.members))
     return teams[:limit]
+
+
+def covers_distinct_needs(C: np.ndarray, members: Sequence[int], n_needs: int, gap: float) -> bool:
+    """Each member is the team's best, by at least `gap`, on a need of its own (rows `:n_needs`).
+
+    The rule for a team to take rank 1 (issue 16): on a single-field request the clauses all point at
+    one field, so a second member leads on no clause by much; on a real joint request each member owns
+    a clause. With `gap` > 0 two members cannot both lead on one need, so the needs are distinct.
+    """
+    sub = C[:n_needs][:, list(members)]
+    if sub.shape[0] == 0 or sub.shape[1] < 2:
+        return False
+    for k in range(sub.shape[1]):
+        others = np.delete(sub, k, axis=1).max(axis=1)
+        if not np.any(sub[:, k] - others >= max(gap, 1e-9)):
+            return False
+    return True
 
 
 def coverage_matrix(need_scores: np.ndarray) -> np.ndarray:

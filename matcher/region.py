@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 if TYPE_CHECKING:
     from matcher.schema import Institute
 
@@ -242,3 +244,24 @@ def institute_seats(institute: Institute) -> tuple[list[Place], list[Place]]:
     hq = [p for p in (place_of_site(institute.city, city=institute.city),) if p]
     sites = [place_of_site(s.name, s.city, s.region) for s in institute.sites]
     return hq, hq + [p for p in sites if p]
+
+
+REGION_FEATURES = ("hq_city", "hq_province", "hq_neighbour", "site_city", "site_province")
+"""Per institute: its head office is in the company's city / 시/도 / a neighbouring 시/도; any of its
+seats is in the company's city / 시/도. Cumulative (a same-city head office sets all three hq_*)."""
+
+
+def region_matrix(company: Sequence[Place], seats: Sequence[tuple[list[Place], list[Place]]]) -> np.ndarray:
+    """`(n_institutes, len(REGION_FEATURES))` 0/1 rows; all zero when the company's region is unknown.
+
+    Args:
+        company: `request_places(...)` of the request.
+        seats: `institute_seats(...)` of every institute, in catalog order.
+    """
+    out = np.zeros((len(seats), len(REGION_FEATURES)), dtype=np.float64)
+    if not company:
+        return out
+    for i, (hq, every) in enumerate(seats):
+        head, anywhere = best_nearness(company, hq), best_nearness(company, every)
+        out[i] = (head >= 3, head >= 2, head >= 1, anywhere >= 3, anywhere >= 2)
+    return out

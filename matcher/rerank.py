@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from matcher.problems import InputError, Problem
+from matcher.region import REGION_FEATURES
 from matcher.schema import CapabilityKind
 
 if TYPE_CHECKING:
@@ -53,11 +54,14 @@ FEATURE_NAMES: tuple[str, ...] = (
     "rec_rank_log",  # log(1 + rank) of its best record among all fused hits
     "hits_top",  # share of the top hits that are its records
     *(f"{k}_top" for k in KINDS),  # share of the top hits that are its records of each kind
+    *(f"{k}_max" for k in KINDS),  # best fused score of its records of each kind (profile, programme …)
+    *REGION_FEATURES,  # nearness of its head office and seats to the company (region.region_matrix)
     "prior",  # log frequency as gold in the training requests
     *(f"peak_{r}" for r in PEAK_RETRIEVERS),  # the retriever's best raw score for the request
 )
 SCORE_COL = FEATURE_NAMES.index("score")
 PRIOR_COL = FEATURE_NAMES.index("prior")
+REGION_COLS = [FEATURE_NAMES.index(name) for name in REGION_FEATURES]
 _KIND_CODE = {k: i for i, k in enumerate(KINDS)}
 
 
@@ -83,6 +87,7 @@ def institute_features(
     *,
     kinds: np.ndarray | None = None,
     prior: np.ndarray | None = None,
+    region: np.ndarray | None = None,
 ) -> np.ndarray:
     """Feature rows `(n_inst, len(FEATURE_NAMES))` for one request.
 
@@ -92,6 +97,7 @@ def institute_features(
         owner: institute position of every record; n_inst: number of institutes.
         kinds: kind code of every record (`record_kinds`); None leaves the kind counts at 0.
         prior: per-institute log prior (`LinearReranker.prior_vector`); None leaves it at 0.
+        region: `region.region_matrix` rows `(n_inst, len(REGION_FEATURES))`; None leaves them at 0.
     """
     score = np.asarray(score, dtype=np.float64)
     out = np.zeros((n_inst, len(FEATURE_NAMES)), dtype=np.float64)
@@ -132,13 +138,20 @@ def institute_features(
         out[:, col["hits_top"]] = count / TOP_HITS
         if kinds is not None:
             top_kinds = kinds[ids[:TOP_HITS]]
+            all_kinds = kinds[ids]
             for code, kind in enumerate(KINDS):
                 mine = top_inst[top_kinds == code]
                 out[:, col[f"{kind}_top"]] = np.bincount(mine, minlength=n_inst) / TOP_HITS
+                of_kind = all_kinds == code
+                best = np.zeros(n_inst)
+                np.maximum.at(best, inst[of_kind], scores[of_kind])
+                out[:, col[f"{kind}_max"]] = best
     else:
         out[:, col["rec_rank_log"]] = 0.0
     if prior is not None:
         out[:, PRIOR_COL] = prior
+    if region is not None:
+        out[:, REGION_COLS] = region
     for name in PEAK_RETRIEVERS:
         out[:, col[f"peak_{name}"]] = float(whole.peaks.get(name, 0.0))
     return out

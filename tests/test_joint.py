@@ -53,3 +53,18 @@ def test_greedy_matches_exact_on_simple_case():
 def test_coverage_matrix_normalises_rows():
     got = coverage_matrix(np.array([[2.0, 1.0, 1.5], [0.0, 0.0, 0.0]]))
     assert got.tolist() == [[1.0, 0.0, 0.5], [0.0, 0.0, 0.0]]
+
+
+def test_team_first_only_when_each_member_leads_a_distinct_need():
+    from matcher.joint import covers_distinct_needs
+
+    # rows: need 1, need 2, whole request; columns: A, B
+    owns = np.array([[1.0, 0.2], [0.1, 1.0], [1.0, 0.8]])
+    assert covers_distinct_needs(owns, [0, 1], 2, gap=0.3)
+    # B leads nowhere by the gap (a single-field request with a second strong institute)
+    shadow = np.array([[1.0, 0.9], [0.8, 0.9], [1.0, 0.95]])
+    assert not covers_distinct_needs(shadow, [0, 1], 2, gap=0.3)
+    assert covers_distinct_needs(shadow, [0, 1], 2, gap=0.05)
+    # the whole-request row never counts as a need of its own
+    assert not covers_distinct_needs(np.array([[1.0, 0.0], [0.0, 1.0]]), [0, 1], 1, gap=0.1)
+    assert not covers_distinct_needs(owns, [0], 2, gap=0.1)

@@ -83,3 +83,19 @@ def test_institute_seats_use_structured_sites_then_site_names():
     ]
     company = request_places("전남 광양 소재 제철 협력사입니다")
     assert best_nearness(company, hq) == 0 and best_nearness(company, seats) == 3
+
+
+def test_region_matrix_rows_are_cumulative_and_zero_without_a_region():
+    from matcher.region import REGION_FEATURES, region_matrix
+
+    seats = [
+        ([Place("경북", "포항")], [Place("경북", "포항"), Place("전남", "광양")]),
+        ([Place("대전", "대전")], [Place("대전", "대전"), Place("경북", "경산")]),
+        ([Place("제주", "제주")], [Place("제주", "제주")]),
+    ]
+    m = region_matrix([Place("경북", "포항")], seats)
+    assert m.shape == (3, len(REGION_FEATURES))
+    assert m[0].tolist() == [1, 1, 1, 1, 1]
+    assert m[1].tolist() == [0, 0, 0, 0, 1]
+    assert m[2].tolist() == [0, 0, 0, 0, 0]
+    assert not region_matrix([], seats).any()

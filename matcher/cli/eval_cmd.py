@@ -10,6 +10,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from matcher.cli.batch_cmd import open_query_cache
 from matcher.cli.engine_cmd import ConfigOpt, JsonFlag, SetOpt, load_matcher
 from matcher.cli.output import (
     EXIT_INPUT,
@@ -54,11 +55,15 @@ def _evaluate_sets(
     one_at_a_time: bool,
     top: int,
     overrides: dict,
+    query_cache: bool = False,
 ) -> dict[str, dict]:
     """One matcher (loaded once), every dataset; with several, each run goes to `out/<name>`."""
     cfg = load_config(config_name, **overrides)
     cfg = cfg.replace(top=max(cfg.top, top))
     matcher = load_matcher(cfg)
+    store = open_query_cache(cfg, quiet=False) if query_cache else None
+    if store is not None:
+        matcher = matcher.with_query_cache(store)
     golds = {set_name(d): (d, load_labeled(d, matcher.catalog, strict=False)) for d in datasets}
     summaries = {}
     for name, (dataset, gold) in golds.items():
@@ -95,6 +100,13 @@ def evaluate(
         bool, typer.Option("--batched", help="Encode in batches (faster; latency is then per batch).")
     ] = False,
     top: Annotated[int, typer.Option(help="Rank depth evaluated (recommendations per request).")] = 10,
+    query_cache: Annotated[
+        bool,
+        typer.Option(
+            "--query-cache",
+            help="Reuse query vectors stored by earlier runs (same rankings; latencies then not comparable).",
+        ),
+    ] = False,
     overrides: SetOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -115,7 +127,13 @@ def evaluate(
             for name in BASELINES:
                 err_console.print(f"[dim]baseline {name}…[/]")
                 found[name] = _evaluate_sets(
-                    name, datasets, out / name if out else None, not batched, top, parse_overrides(overrides)
+                    name,
+                    datasets,
+                    out / name if out else None,
+                    not batched,
+                    top,
+                    parse_overrides(overrides),
+                    query_cache,
                 )
             if as_json:
                 print_json(
@@ -125,7 +143,9 @@ def evaluate(
                 for set_key in found[BASELINES[0]]:
                     _baseline_table({n: s[set_key] for n, s in found.items()}, set_key)
             return
-        summaries = _evaluate_sets(config, datasets, out, not batched, top, parse_overrides(overrides))
+        summaries = _evaluate_sets(
+            config, datasets, out, not batched, top, parse_overrides(overrides), query_cache
+        )
     if as_json:
         print_json({"datasets": summaries} if several else next(iter(summaries.values())))
         return

@@ -83,21 +83,28 @@ def _with_prior(features: np.ndarray, prior: np.ndarray) -> np.ndarray:
     return out
 
 
-def _loo_prior(labels: np.ndarray) -> np.ndarray:
-    """Each request's prior computed without its own labels: (n_requests, n_inst)."""
-    counts = labels.sum(axis=0)
-    n = len(labels)
-    return np.log((counts[None, :] - labels + 1.0) / (n - 1 + labels.shape[1]))
+def _loo_prior(labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Each request's prior from the weighted label counts without its own labels: (n_requests, n_inst)."""
+    w = weights[:, None]
+    counts = (labels * w).sum(axis=0)
+    n = weights.sum()
+    return np.log((counts[None, :] - labels * w + 1.0) / (n - weights[:, None] + labels.shape[1]))
+
+
+def _prior(labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The prior a new request sees: `log_prior` of the weighted label counts."""
+    return log_prior((labels * weights[:, None]).sum(axis=0), float(weights.sum()))
 
 
 def _fit(
-    x: np.ndarray, y: np.ndarray, c: float, seed: int
+    x: np.ndarray, y: np.ndarray, c: float, seed: int, sample_weight: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler().fit(x)
-    clf = LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(scaler.transform(x), y)
+    clf = LogisticRegression(C=c, max_iter=5000, random_state=seed)
+    clf.fit(scaler.transform(x), y, sample_weight=sample_weight)
     return scaler.mean_, scaler.scale_, clf.coef_[0], float(clf.intercept_[0])
 
 
@@ -123,58 +130,93 @@ def _scores(model: LinearReranker, features: np.ndarray) -> np.ndarray:
     return model.score(flat).reshape(features.shape[:2])
 
 
+def _fit_weighted(
+    data: Collected, rows: np.ndarray, weights: np.ndarray, c: float, seed: int
+) -> LinearReranker:
+    """Fit on the requests `rows` with per-request weights (their prior: leave-one-out, weighted)."""
+    n_feat = data.features.shape[-1]
+    labels, w = data.labels[rows], weights[rows]
+    x = _with_prior(data.features[rows], _loo_prior(labels, w)).reshape(-1, n_feat)
+    sample = np.repeat(w, labels.shape[1])
+    return _model(_fit(x, labels.reshape(-1), c, seed, sample))
+
+
 def fit_reranker(
     data: Collected,
     *,
     c_grid: Sequence[float] = C_GRID,
     folds: int = 5,
     seed: int = 13,
+    weighted: np.ndarray | None = None,
+    weight_grid: Sequence[float] = (1.0,),
+    select: np.ndarray | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[LinearReranker, dict]:
-    """Choose C by GroupKFold CV on MRR, refit on everything; return the model and a CV report."""
+    """Choose C (and the weight of some requests) by GroupKFold CV on MRR, refit on everything.
+
+    Args:
+        weighted: requests (bool mask) whose weight is a hyperparameter from `weight_grid` (e.g. the
+            few real cases among many synthetic ones); the others weigh 1. None: all weigh 1.
+        select: requests (bool mask) whose held-out MRR chooses the hyperparameters (e.g. real-train:
+            real cases are what the model is for). None: every request with gold institutes.
+    """
     from sklearn.model_selection import GroupKFold
 
-    n_req, n_inst, n_feat = data.features.shape
+    n_req, n_inst, _ = data.features.shape
     ranked = data.labels.any(axis=1)  # requests that fit no institute train as all-negative rows
     if ranked.sum() < folds:
         raise ValueError(f"need at least {folds} requests with gold institutes, got {int(ranked.sum())}")
+    weighted = np.zeros(n_req, dtype=bool) if weighted is None else np.asarray(weighted, dtype=bool)
+    chosen_on = ranked & (np.ones(n_req, dtype=bool) if select is None else np.asarray(select, dtype=bool))
+    if not chosen_on.any():
+        raise ValueError("no request with gold institutes to choose hyperparameters on")
+    weight_grid = tuple(weight_grid) if weighted.any() else (1.0,)
     splitter = GroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     splits = list(splitter.split(np.zeros(n_req), groups=np.arange(n_req)))
     base = ranking_scores(data.features[..., SCORE_COL], data.labels)
-    cv: dict[float, dict[str, np.ndarray]] = {}
-    total, done = len(c_grid) * folds, 0
-    for c in c_grid:
-        held: dict[str, np.ndarray] = {"mrr": np.zeros(n_req), "hit@1": np.zeros(n_req)}
-        for train, test in splits:
-            labels = data.labels[train]
-            x = _with_prior(data.features[train], _loo_prior(labels)).reshape(-1, n_feat)
-            model = _model(_fit(x, labels.reshape(-1), c, seed))
-            prior = log_prior(labels.sum(axis=0), len(train))
-            scores = _scores(model, _with_prior(data.features[test], prior))
-            for key, values in ranking_scores(scores, data.labels[test]).items():
-                held[key][test] = values
-            done += 1
-            if progress:
-                progress(done, total)
-        cv[c] = held
-    best_c = max(c_grid, key=lambda c: (round(float(cv[c]["mrr"][ranked].mean()), 6), -c))
+    cv: dict[tuple[float, float], dict[str, np.ndarray]] = {}
+    total, done = len(c_grid) * len(weight_grid) * folds, 0
+    for wgt in weight_grid:
+        weights = np.where(weighted, wgt, 1.0)
+        for c in c_grid:
+            held: dict[str, np.ndarray] = {"mrr": np.zeros(n_req), "hit@1": np.zeros(n_req)}
+            for train, test in splits:
+                model = _fit_weighted(data, train, weights, c, seed)
+                prior = _prior(data.labels[train], weights[train])
+                scores = _scores(model, _with_prior(data.features[test], prior))
+                for key, values in ranking_scores(scores, data.labels[test]).items():
+                    held[key][test] = values
+                done += 1
+                if progress:
+                    progress(done, total)
+            cv[(c, wgt)] = held
 
-    x = _with_prior(data.features, _loo_prior(data.labels)).reshape(-1, n_feat)
-    model = _model(_fit(x, data.labels.reshape(-1), best_c, seed))
-    table = log_prior(data.labels.sum(axis=0), n_req)
+    def cv_mrr(key: tuple[float, float]) -> float:
+        return float(cv[key]["mrr"][chosen_on].mean())
+
+    best = max(cv, key=lambda k: (round(cv_mrr(k), 6), -k[0], -k[1]))
+    best_c, best_w = best
+    weights = np.where(weighted, best_w, 1.0)
+    model = _fit_weighted(data, np.arange(n_req), weights, best_c, seed)
+    table = _prior(data.labels, weights)
     model.prior = {inst: float(v) for inst, v in zip(data.institute_ids, table, strict=True)}
-    model.prior_default = float(log_prior(np.zeros(n_inst), n_req)[0])
+    model.prior_default = float(log_prior(np.zeros(n_inst), float(weights.sum()))[0])
     report = {
         "n_requests": n_req,
         "n_ranked": int(ranked.sum()),
+        "n_selected_on": int(chosen_on.sum()),
         "folds": folds,
         "seed": seed,
         "C": best_c,
-        "cv_mrr": float(cv[best_c]["mrr"][ranked].mean()),
-        "cv_hit@1": float(cv[best_c]["hit@1"][ranked].mean()),
-        "base_mrr": float(base["mrr"][ranked].mean()),
-        "base_hit@1": float(base["hit@1"][ranked].mean()),
-        "cv_by_C": {str(c): round(float(cv[c]["mrr"][ranked].mean()), 4) for c in c_grid},
+        "weight": best_w,
+        "cv_mrr": cv_mrr(best),
+        "cv_hit@1": float(cv[best]["hit@1"][chosen_on].mean()),
+        "base_mrr": float(base["mrr"][chosen_on].mean()),
+        "base_hit@1": float(base["hit@1"][chosen_on].mean()),
+        "cv_mrr_all": float(cv[best]["mrr"][ranked].mean()),
+        "base_mrr_all": float(base["mrr"][ranked].mean()),
+        "cv_by_C": {str(c): round(cv_mrr((c, best_w)), 4) for c in c_grid},
+        "cv_by_weight": {str(w): round(cv_mrr((best_c, w)), 4) for w in weight_grid},
         "coefficients": {n: round(float(w), 4) for n, w in zip(FEATURE_NAMES, model.coef, strict=True)},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
