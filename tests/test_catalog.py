@@ -145,8 +145,18 @@ def test_cli_stats_json_shape():
     assert result.exit_code == 0
     data = json.loads(result.output)
     assert set(data) == {"institutes", "totals"}
-    assert set(data["institutes"][0]) == {"id", "name_ko", "staff", "technology", "equipment"}
-    assert data["totals"] == {"institutes": 5, "staff": 10, "technology": 10, "equipment": 15}
+    kinds = {"staff", "technology", "equipment", "profile", "programme"}
+    assert set(data["institutes"][0]) == {"id", "name_ko", "records", "sourced", *kinds}
+    assert data["totals"] == {
+        "institutes": 5,
+        "staff": 10,
+        "technology": 10,
+        "equipment": 15,
+        "profile": 0,
+        "programme": 0,
+        "records": 35,
+        "sourced": 0,
+    }
 
 
 def test_version():
