@@ -25,6 +25,8 @@ from matcher.config import MatcherConfig
 from matcher.encoders.base import Encoder
 from matcher.encoders.cache import EmbeddingCache, content_key
 from matcher.encoders.registry import load_encoder
+from matcher.hits import Retrieved
+from matcher.korean import tokenize_many
 from matcher.retrieval.dense import CapabilityIndex
 from matcher.retrieval.lexical import BM25Index
 from matcher.retrieval.tfidf import TfidfIndex
@@ -50,6 +52,24 @@ class IndexSet:
     bm25: BM25Index | None = None
     tfidf: TfidfIndex | None = None
     manifest: dict = field(default_factory=dict)
+
+    def search(self, queries: list[str], config: MatcherConfig) -> Retrieved:
+        """Every configured retriever's `(scores, ids)` hits for every query (`config.hits_per_need` each)."""
+        out: Retrieved = {}
+        for name in config.retrievers:
+            if name in self.dense:
+                encoder, index = self.dense[name]
+                vectors = encoder.encode(queries, kind="query", batch_size=config.encode_batch_size)
+                out[name] = index.search(
+                    vectors, config.hits_per_need, ef_search=config.hnsw_ef_search, nprobe=config.ivf_nprobe
+                )
+            elif name == "bm25" and self.bm25 is not None:
+                out[name] = self.bm25.search_tokens(tokenize_many(queries), config.hits_per_need)
+            elif name == "tfidf" and self.tfidf is not None:
+                out[name] = self.tfidf.search(queries, config.hits_per_need)
+            else:
+                raise RuntimeError(f"retriever {name!r} has no index loaded")
+        return out
 
 
 def record_texts(records: Sequence[Capability]) -> list[str]:

@@ -1,9 +1,10 @@
 """The learned re-ranker at match time: per-institute features and a linear model read from JSON.
 
 `institute_features` is the ONE function that turns a request's retrieval outcome into feature rows;
-the engine calls it when matching and `matcher train reranker` collects its rows through the same
-engine code path, so training and serving cannot drift apart. The model is a standardised logistic
-regression stored as plain JSON (no pickle: a model file can be read, diffed and trusted).
+the ranking stage (`ranking.InstituteRanker.features`) calls it both when matching and when `matcher
+train reranker` collects training rows, so training and serving cannot drift apart. The model is a
+standardised logistic regression stored as plain JSON (no pickle: a model file can be read, diffed
+and trusted).
 
 Per-retriever evidence per institute is not in `QueryHits` (it keeps fused record hits and each
 retriever's peak per query), so the retriever peaks enter as query-level features: they do not
@@ -25,7 +26,7 @@ from matcher.problems import InputError, Problem
 from matcher.schema import CapabilityKind
 
 if TYPE_CHECKING:
-    from matcher.engine import QueryHits
+    from matcher.hits import QueryHits
     from matcher.schema import Capability
 
 FORMAT = "matcher-reranker/1"
