@@ -48,7 +48,7 @@ def source_catalog(directory: str | Path | None = None) -> Catalog:
     """The catalog whose vocabulary is recombined: `directory`, else data/institutes, else the fixture.
 
     data/institutes counts as incomplete (and the test fixture is used) when it is missing, fails
-    validation, or lacks records of some kind.
+    validation, or lacks staff, technology or equipment records (the kinds recombined here).
     """
     if directory is not None:
         return load_catalog(directory)
@@ -57,7 +57,7 @@ def source_catalog(directory: str | Path | None = None) -> Catalog:
             catalog = load_catalog(candidate)
         except InputError:
             continue
-        if {c.kind for c in catalog.capabilities} == set(CapabilityKind):
+        if set(_KIND_CODE) <= {c.kind for c in catalog.capabilities}:  # the kinds it recombines
             return catalog
     raise FileNotFoundError("no complete catalog to build synthetic records from")
 
