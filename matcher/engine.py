@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
 
 import numpy as np
 
 from matcher.catalog import load_catalog
 from matcher.config import MatcherConfig
-from matcher.encoders.query_cache import CachingEncoder, QueryVectorStore
+from matcher.encoders.query_cache import QueryVectorStore
 from matcher.evidence import members_evidence
 from matcher.hits import Prepared, QueryHits, Retrieved, prepare
 from matcher.index_store import IndexSet, Progress, load_indexes
@@ -76,7 +75,9 @@ class Matcher:
         return self.rank(prepared, self.retrieve(prepared.queries), started=start)
 
     def with_config(self, config: MatcherConfig) -> Matcher:
-        """The same indexes under other knobs (for tuning: retrieval is reused, only ranking changes)."""
+        """The same indexes under other knobs (for tuning: retrieval is reused, only ranking changes).
+
+        Index and search-time knobs (`index_type`, `hnsw_ef_search`, ...) stay the loaded indexes'."""
         return Matcher(self.indexes, config, self.reranker, self.planner)
 
     def with_query_cache(self, store: QueryVectorStore) -> Matcher:
@@ -84,13 +85,11 @@ class Matcher:
 
         For re-ranking a backlog: after a catalog or knob change no query needs encoding again.
         """
-        dense = {n: (CachingEncoder(enc, store), index) for n, (enc, index) in self.indexes.dense.items()}
-        return Matcher(replace(self.indexes, dense=dense), self.config, self.reranker, self.planner)
+        return Matcher(self.indexes.with_query_cache(store), self.config, self.reranker, self.planner)
 
     def query_cache_counts(self) -> dict[str, int]:
         """Texts answered from the query cache and texts encoded, over every dense retriever."""
-        cached = [enc for enc, _ in self.indexes.dense.values() if isinstance(enc, CachingEncoder)]
-        return {"reused": sum(e.reused for e in cached), "encoded": sum(e.encoded for e in cached)}
+        return self.indexes.query_cache_counts()
 
     def prepare(self, requests: Sequence[Request]) -> Prepared:
         """Texts, needs and the flat list of queries (whole request first, then its needs)."""

@@ -45,10 +45,10 @@ class InstituteRanker:
         for q in range(n_queries):
             row = [(retrieved[n][0][q], retrieved[n][1][q]) for n in names]
             if cfg.fusion == "rrf":
-                ids, scores = rrf(row, weights, cfg.rrf_k)
+                scores, ids = rrf(row, weights, cfg.rrf_k)
                 scores = scores / rrf_ceiling(weights, cfg.rrf_k)
             else:
-                ids, scores = weighted_scores(row, weights)
+                scores, ids = weighted_scores(row, weights)
                 scores = scores / sum(weights)
             inst = aggregate(
                 cfg.aggregation,

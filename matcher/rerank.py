@@ -18,10 +18,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 import numpy as np
 
+from matcher.config import Retriever
 from matcher.problems import InputError, Problem
 from matcher.schema import CapabilityKind
 
@@ -35,7 +36,8 @@ TOP_HITS = 20
 NEAR_BEST = 0.9
 """An institute is near-best for a need when it scores at least this share of the need's best."""
 KINDS = tuple(k.value for k in CapabilityKind)
-PEAK_RETRIEVERS = ("e5", "use", "bm25", "tfidf", "hashing")
+PEAK_RETRIEVERS: tuple[str, ...] = get_args(Retriever)
+"""Every retriever name, in `config.Retriever` order (the feature order saved models expect)."""
 
 FEATURE_NAMES: tuple[str, ...] = (
     "score",  # the engine's combined (fused, aggregated, whole + needs) institute score
