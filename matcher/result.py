@@ -5,7 +5,7 @@ One frozen shape consumed alike by the CLI table, `--json`, the batch writer and
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 
@@ -52,8 +52,6 @@ class MatchResult:
     confidence: float
     recommendations: tuple[Recommendation, ...]
     latency_ms: float = 0.0
-    features: dict = field(default_factory=dict, compare=False, repr=False)
-    """Per-institute feature rows for the learned re-ranker (not serialised)."""
 
     def ranked_institutes(self) -> list[str]:
         """Institutes in recommendation order, each once (a joint recommendation adds its members)."""

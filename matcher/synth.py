@@ -51,7 +51,7 @@ def source_catalog(directory: str | Path | None = None) -> Catalog:
     """The catalog whose vocabulary is recombined: `directory`, else data/institutes, else the fixture.
 
     data/institutes counts as incomplete (and the test fixture is used) when it is missing, fails
-    validation, or lacks records of some kind.
+    validation, or lacks staff, technology or equipment records (the kinds recombined here).
     """
     if directory is not None:
         return load_catalog(directory)
