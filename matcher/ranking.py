@@ -18,7 +18,9 @@ from matcher.config import MatcherConfig
 from matcher.fusion import rrf, rrf_ceiling, weighted_scores
 from matcher.hits import QueryHits, Retrieved
 from matcher.index_store import IndexSet
+from matcher.region import catalog_seats, request_region
 from matcher.rerank import LinearReranker, institute_features, record_kinds
+from matcher.schema import Request
 
 
 class InstituteRanker:
@@ -35,6 +37,16 @@ class InstituteRanker:
     def _kinds(self) -> np.ndarray:
         """Kind code of every record: only the feature rows need it."""
         return record_kinds(self.indexes.records)
+
+    @cached_property
+    def _seats(self) -> list:
+        """Every institute's head office and seats (region.institute_seats): only the features need them."""
+        return catalog_seats(self.indexes.catalog.institutes)
+
+    def region(self, request: Request, text: str) -> np.ndarray:
+        """The request's region feature rows: its places (the `region` field, then the text) against every
+        institute's seats; all zero when no place is named. A feature, never a filter."""
+        return request_region(text, request.region, self._seats)
 
     def fuse(self, retrieved: Retrieved, n_queries: int) -> list[QueryHits]:
         """Each query's fused record hits, institute scores and every retriever's best raw score."""
@@ -74,8 +86,11 @@ class InstituteRanker:
             score = self.config.whole_weight * score + (1 - self.config.whole_weight) * need_mean
         return score
 
-    def features(self, hits: Sequence[QueryHits], score: np.ndarray | None = None) -> np.ndarray:
-        """The re-ranker's feature rows for one request (prior column 0 when no model is loaded)."""
+    def features(
+        self, hits: Sequence[QueryHits], score: np.ndarray | None = None, region: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The re-ranker's feature rows for one request (prior column 0 when no model is loaded; region
+        columns 0 when `region`, from `self.region`, is not given)."""
         score = self.mix(hits) if score is None else score
         return institute_features(
             score,
@@ -85,11 +100,12 @@ class InstituteRanker:
             self.n_institutes,
             kinds=self._kinds,
             prior=self._prior,
+            region=region,
         )
 
-    def rank(self, hits: Sequence[QueryHits]) -> np.ndarray:
+    def rank(self, hits: Sequence[QueryHits], region: np.ndarray | None = None) -> np.ndarray:
         """One request's institute scores: mixed, then re-scored when a re-ranker is loaded."""
         score = self.mix(hits)
         if self.reranker is None:
             return score
-        return self.reranker.score(self.features(hits, score))
+        return self.reranker.score(self.features(hits, score, region))

@@ -265,3 +265,15 @@ def region_matrix(company: Sequence[Place], seats: Sequence[tuple[list[Place], l
         head, anywhere = best_nearness(company, hq), best_nearness(company, every)
         out[i] = (head >= 3, head >= 2, head >= 1, anywhere >= 3, anywhere >= 2)
     return out
+
+
+def catalog_seats(institutes: Sequence[Institute]) -> list[tuple[list[Place], list[Place]]]:
+    """`institute_seats` of every institute, in catalog order (computed once per matcher)."""
+    return [institute_seats(inst) for inst in institutes]
+
+
+def request_region(
+    text: str, region: str | None, seats: Sequence[tuple[list[Place], list[Place]]]
+) -> np.ndarray:
+    """The region feature rows of one request: its places (field, then text) against every seat."""
+    return region_matrix(request_places(text, region), seats)

@@ -123,3 +123,21 @@ def test_cli_missing_reranker_file_is_an_input_error(tmp_path):
     result = runner.invoke(app, ["match", "-C", str(tmp_path / "c.toml"), "기공 불량"])
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+def test_cli_train_reranker_on_two_sets_chooses_on_the_selected_one(tmp_path):
+    cfg = fast_config(tmp_path)
+    cfg.save(tmp_path / "base.toml")
+    lines = FIXTURE_REQUESTS.read_text(encoding="utf-8").splitlines()
+    (tmp_path / "a.jsonl").write_text("\n".join(lines[:6]) + "\n", encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text("\n".join(lines[6:]) + "\n", encoding="utf-8")
+    args = ["train", "reranker", "-t", str(tmp_path / "a.jsonl"), "-t", str(tmp_path / "b.jsonl")]
+    opts = ["-C", str(tmp_path / "base.toml"), "--folds", "2", "--out", str(tmp_path / "r.json"), "--json"]
+    result = runner.invoke(app, [*args, "--select-on", str(tmp_path / "b.jsonl"), "--weight", "2", *opts])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["weight"] == 2.0 and summary["n_requests"] == len(lines)
+    assert summary["n_selected_on"] == sum('"institutes": []' not in line for line in lines[6:])
+    assert "hq_city" in summary["coefficients"] and "profile_max" in summary["coefficients"]
+    bad = runner.invoke(app, [*args, "--select-on", str(FIXTURE_REQUESTS), *opts])
+    assert bad.exit_code == 2

@@ -34,6 +34,9 @@ feedback_app = typer.Typer(help="Record and export triage staff's verdicts (SQLi
 TrainOpt = Annotated[
     Path, typer.Option("--train", "-t", help="Labeled training requests (JSONL); never the dev set.")
 ]
+TRAIN_DEFAULT = Path("data/requests/train.jsonl")
+REAL_TRAIN_DEFAULT = Path("data/requests/real-train.jsonl")
+DEV_SETS = (Path("data/requests/dev.jsonl"), Path("data/requests/real-dev.jsonl"))
 DbOpt = Annotated[Path, typer.Option("--db", help="Feedback database (SQLite file).")]
 
 
@@ -206,7 +209,27 @@ def train_encoder(
 # ---------------------------------------------------------------------- train reranker
 @train_app.command("reranker")
 def train_reranker(
-    train: TrainOpt = Path("data/requests/train.jsonl"),
+    train: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--train",
+            "-t",
+            help="Labeled training requests (JSONL), repeatable; never a dev set. "
+            "Default: data/requests/train.jsonl and real-train.jsonl.",
+        ),
+    ] = None,
+    select_on: Annotated[
+        Path | None,
+        typer.Option(
+            "--select-on",
+            help="The --train set whose held-out CV MRR chooses C and its own weight (default: "
+            "real-train.jsonl when trained on; else every set).",
+        ),
+    ] = None,
+    weights: Annotated[
+        list[float] | None,
+        typer.Option("--weight", help="Weights tried for the --select-on set's requests (repeatable)."),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the model (JSON).")] = Path(
         "models/reranker.json"
     ),
@@ -214,34 +237,70 @@ def train_reranker(
     config: ConfigOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Fit the learned re-ranker (logistic regression over per-institute features) on TRAIN.
+    """Fit the learned re-ranker (logistic regression over per-institute features) on the TRAIN sets.
 
-    C is chosen by cross-validated MRR; the model is saved as JSON (no pickle). Use it with
-    `reranker = "OUT"` in the SAME config it was trained with. JSON shape: {"out", "C", "cv_mrr",
-    "cv_hit@1", "base_mrr", "base_hit@1", "cv_by_C", "coefficients", "n_requests", "n_ranked", ...}.
+    C (and the weight of the --select-on set, e.g. the few real cases among many synthetic ones) is
+    chosen by cross-validated MRR on that set's held-out requests; the model is saved as JSON (no
+    pickle). Use it with `reranker = "OUT"` in the SAME config it was trained with. JSON shape: {"out",
+    "C", "weight", "cv_mrr", "cv_hit@1", "base_mrr", "base_hit@1", "cv_by_C", "cv_by_weight",
+    "coefficients", "n_requests", "n_ranked", "n_selected_on", ...}.
     """
-    from matcher.learning.reranker import collect, fit_reranker
+    import numpy as np
 
-    _guard_dev(train)
+    from matcher.learning.reranker import collect, concat, fit_reranker
+
+    trains = list(train) if train else [TRAIN_DEFAULT, REAL_TRAIN_DEFAULT]
+    if select_on is None and REAL_TRAIN_DEFAULT in trains:
+        select_on = REAL_TRAIN_DEFAULT
+    if select_on is not None and select_on not in trains:
+        fail(
+            f"--select-on {select_on}: --train 중 하나여야 합니다 (must be one of the --train sets).",
+            EXIT_INPUT,
+        )
+    for path in trains:
+        _guard_dev(path)
+        for dev in DEV_SETS:
+            if dev.is_file():
+                _guard_dev(path, dev)
     with user_errors(as_json), torch_threads(auto_threads()):
         cfg = load_config(config).replace(reranker=None)
         matcher = load_matcher(cfg)
-        golds = load_labeled(train, matcher.catalog, strict=False)
-        update, close = progress_callback("특징 추출 (features)")
         start = time.perf_counter()
-        try:
-            data = collect(matcher, golds, progress=update)
-        finally:
-            close()
+        parts = []
+        for path in trains:
+            golds = load_labeled(path, matcher.catalog, strict=False)
+            update, close = progress_callback(f"특징 추출 ({path.name})")
+            try:
+                parts.append(collect(matcher, golds, progress=update))
+            finally:
+                close()
+        data = concat(parts)
+        chosen = None
+        if select_on is not None:
+            chosen = np.concatenate(
+                [
+                    np.full(len(p.request_ids), path == select_on)
+                    for path, p in zip(trains, parts, strict=True)
+                ]
+            )
         update, close = progress_callback("교차검증 (GroupKFold)")
         try:
-            model, report = fit_reranker(data, folds=folds, seed=cfg.seed, progress=update)
+            model, report = fit_reranker(
+                data,
+                folds=folds,
+                seed=cfg.seed,
+                weighted=chosen if len(trains) > 1 else None,
+                weight_grid=tuple(weights or (1.0, 3.0, 10.0)),
+                select=chosen,
+                progress=update,
+            )
         except ValueError as exc:
-            fail(f"{train}: {exc}", EXIT_INPUT)
+            fail(f"{', '.join(map(str, trains))}: {exc}", EXIT_INPUT)
         finally:
             close()
         model.meta.update(
-            train=str(train),
+            train=[str(t) for t in trains],
+            selected_on=str(select_on) if select_on else None,
             config=cfg.name,
             retrievers=list(cfg.retrievers),
             e5_model=cfg.e5_model,
@@ -254,7 +313,8 @@ def train_reranker(
         print_json(summary)
         return
     console.print(
-        f"[green]✓[/] 재순위 모델: C={report['C']}, 교차검증 MRR {report['cv_mrr']:.3f}"
+        f"[green]✓[/] 재순위 모델: C={report['C']}, 가중치 {report['weight']},"
+        f" 교차검증 MRR {report['cv_mrr']:.3f}"
         f" (재순위 없이 {report['base_mrr']:.3f}), hit@1 {report['cv_hit@1']:.3f}"
         f" ({report['base_hit@1']:.3f}) → {out}"
     )

@@ -52,8 +52,8 @@ def collect(
         chunk = golds[start : start + batch_size]
         prepared = matcher.prepare([g.request for g in chunk])
         hits = ranker.fuse(matcher.retrieve(prepared.queries), len(prepared.queries))
-        for gold, (a, b) in zip(chunk, prepared.spans, strict=True):
-            features.append(ranker.features(hits[a:b]))
+        for gold, text, (a, b) in zip(chunk, prepared.texts, prepared.spans, strict=True):
+            features.append(ranker.features(hits[a:b], region=ranker.region(gold.request, text)))
             row = np.zeros(len(ids), dtype=bool)
             row[[pos[g] for g in gold.gold]] = True
             labels.append(row)
@@ -65,6 +65,16 @@ def collect(
         np.array(features).reshape(len(golds), len(ids), n_feat),
         np.array(labels).reshape(len(golds), len(ids)),
         list(ids),
+    )
+
+
+def concat(parts: Sequence[Collected]) -> Collected:
+    """Several collected sets as one (same catalog, so the same institutes)."""
+    return Collected(
+        [i for p in parts for i in p.request_ids],
+        np.concatenate([p.features for p in parts]),
+        np.concatenate([p.labels for p in parts]),
+        list(parts[0].institute_ids),
     )
 
 
