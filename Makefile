@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format eval baselines tune bench-smoke clean
+.PHONY: setup demo test lint format eval reranker baselines tune bench-smoke clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ format: setup
 
 ## Synthetic dev and real-dev side by side, with bootstrap intervals (runs/eval/dev, runs/eval/real-dev).
 eval: setup
+	$(BIN)/matcher evaluate --batched --query-cache --out runs/eval
+
+## Retrain the learned re-ranker (synthetic train + real-train, C and the real cases' weight chosen by
+## grouped CV on real-train), then evaluate on dev and real-dev. Rerun after every catalog change.
+reranker: setup
+	$(BIN)/matcher train reranker --out matcher/configs/reranker.json
 	$(BIN)/matcher evaluate --batched --query-cache --out runs/eval
 
 baselines: setup

@@ -157,6 +157,9 @@ def load_config(source: str | Path | None = None, **overrides: Any) -> MatcherCo
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError([Problem(name, f"invalid TOML: {exc}")]) from None
+    if name in PRESETS and not Path(name).exists() and isinstance(data.get("reranker"), str):
+        # A preset's model file ships beside it in the package (matcher/configs/), wherever we run from.
+        data["reranker"] = str(Path(str(resources.files("matcher.configs"))) / data["reranker"])
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return MatcherConfig.model_validate(data)
