@@ -67,9 +67,11 @@ class MatcherConfig(BaseModel):
     joint_max_size: int = Field(default=3, ge=2, le=3)
     joint_penalty: float = Field(default=0.1, ge=0)
     joint_margin: float = Field(default=0.05, ge=0)
+    joint_first_rule: bool = True
+    """A team takes rank 1 only if each member leads the team on a need of its own by `joint_first_gap`
+    (`joint.covers_distinct_needs`); otherwise it ranks right after the best single institute.
+    False: the behaviour before issue 16 (a team first whenever its coverage value is higher)."""
     joint_first_gap: float = Field(default=0.0, ge=0, le=1)
-    """A team takes rank 1 only if each member leads the team on a need of its own by this much
-    (`joint.covers_distinct_needs`); otherwise it ranks right after the best single institute."""
 
     # Dense index.
     index_type: Literal["flat", "hnsw", "ivf", "auto"] = "auto"

@@ -180,7 +180,9 @@ class JointPlanner:
             # Teams rank by their coverage value, on the single-institute score scale: a team worth
             # `best single value + x` scores x above the top single recommendation (relatively).
             value = float(score[candidates[0]]) * (1.0 + team.value - best_single)
-            if not covers_distinct_needs(C, team.members, n_needs, config.joint_first_gap):
+            if config.joint_first_rule and not covers_distinct_needs(
+                C, team.members, n_needs, config.joint_first_gap
+            ):
                 # No distinct need per member: never above the best single institute (a tie ranks the
                 # single first), so the team is still offered, right after it.
                 value = min(value, float(score[candidates[0]]))

@@ -68,3 +68,21 @@ def test_team_first_only_when_each_member_leads_a_distinct_need():
     # the whole-request row never counts as a need of its own
     assert not covers_distinct_needs(np.array([[1.0, 0.0], [0.0, 1.0]]), [0, 1], 1, gap=0.1)
     assert not covers_distinct_needs(owns, [0], 2, gap=0.1)
+
+
+def test_rank_one_rule_moves_teams_behind_the_best_single_but_keeps_them_offered(fast_matcher):
+    from matcher.datasets import load_labeled
+    from tests.conftest import FIXTURE_REQUESTS
+
+    golds = load_labeled(FIXTURE_REQUESTS, fast_matcher.catalog)
+    requests = [g.request for g in golds]
+    free = fast_matcher.with_config(fast_matcher.config.replace(joint_first_rule=False, joint_margin=0.0))
+    strict = free.with_config(free.config.replace(joint_first_rule=True, joint_first_gap=1.0))
+    before, after = free.match_batch(requests), strict.match_batch(requests)
+    teams_first = [r for r in before if r.recommendations and len(r.recommendations[0].institutes) > 1]
+    assert teams_first, "the fixture should have requests where a team comes first without the rule"
+    for b, a in zip(before, after, strict=True):
+        assert len(a.recommendations[0].institutes) == 1 or not b.recommendations
+        if b.recommendations and len(b.recommendations[0].institutes) > 1:
+            offered = {rec.institutes for rec in a.recommendations[:3]}
+            assert b.recommendations[0].institutes in offered  # right after the best single
