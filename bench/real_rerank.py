@@ -94,29 +94,58 @@ def read(model: LinearReranker | None, data: Collected) -> dict[str, float]:
     }
 
 
-GAPS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+GAPS = (0.0, 0.3)
+RATIOS = (0.0, 0.3, 0.5, 0.7, 0.9)
+
+
+def abstain_threshold(model: LinearReranker, data: Collected) -> tuple[float, float]:
+    """The confidence threshold with the best F1 of abstaining on training requests that fit no
+    institute (as `matcher tune` stage 3 does for the engine's scores), and that F1."""
+    x = data.features.copy()
+    x[..., PRIOR_COL] = model.prior_vector(data.institute_ids)
+    conf = model.score(x.reshape(-1, x.shape[-1])).reshape(x.shape[:2]).max(axis=1)
+    empty = ~data.labels.any(axis=1)
+    best_t, best_f1 = 0.0, 0.0
+    for t in np.unique(np.round(conf, 4)):
+        abst = conf < t
+        tp = float((abst & empty).sum())
+        if tp == 0:
+            continue
+        p, r = tp / abst.sum(), tp / max(1, empty.sum())
+        f1 = 2 * p * r / (p + r)
+        if f1 > best_f1 + 1e-9:
+            best_t, best_f1 = float(t), f1
+    return round(best_t, 4), best_f1
 
 
 def joint_sweep(matcher: Matcher, sets: list[str]) -> tuple[float, dict]:
-    """`joint_first_gap` on the training sets: the gap with the best Jaccard@1 (first recommendation
-    vs gold, all ranked requests) among those that keep a team first on at most 15% of
-    single-institute requests; retrieval runs once, ranking once per gap."""
+    """`joint_first_gap` and `joint_first_ratio` on the training sets: the pair with the best Jaccard@1
+    (first recommendation vs gold, all ranked requests) among those that keep a team first on at most
+    15% of single-institute requests; retrieval runs once, ranking once per pair."""
     golds = [g for name in sets for g in load_labeled(SETS[name], matcher.catalog)]
     prepared = matcher.prepare([g.request for g in golds])
     retrieved = matcher.retrieve(prepared.queries)
     table = {}
-    for gap in GAPS:
-        results = matcher.with_config(matcher.config.replace(joint_first_gap=gap)).rank(prepared, retrieved)
+    off = matcher.config.replace(joint_first_rule=False)
+    for gap, ratio in [(None, None), *((g, r) for g in GAPS for r in RATIOS)]:
+        cfg = (
+            off
+            if gap is None
+            else off.replace(joint_first_rule=True, joint_first_gap=gap, joint_first_ratio=ratio)
+        )
+        results = matcher.with_config(cfg).rank(prepared, retrieved)
         rows = [make_row(g, r, 0.0) for g, r in zip(golds, results, strict=True)]
         ranked = [r for r in rows if r.gold]
-        table[gap] = {
+        table["off" if gap is None else f"{gap}|{ratio}"] = {
             "team_first": float(np.mean([r.metrics["team_first"] for r in ranked if len(r.gold) == 1])),
             "full_cover@3": float(np.mean([r.metrics["full_cover@3"] for r in ranked if len(r.gold) >= 2])),
             "jaccard@1": float(np.mean([jaccard_first(r.recommendations, r.gold) for r in ranked])),
             "hit@1": float(np.mean([r.metrics["hit@1"] for r in ranked])),
         }
-    allowed = [g for g in GAPS if table[g]["team_first"] <= 0.15] or [max(GAPS)]
-    best = max(allowed, key=lambda g: (round(table[g]["jaccard@1"], 6), -g))
+    allowed = [k for k in table if k != "off" and table[k]["team_first"] <= 0.15] or [
+        k for k in table if k != "off"
+    ]
+    best = max(allowed, key=lambda k: (round(table[k]["jaccard@1"], 6), table[k]["full_cover@3"]))
     return best, table
 
 
@@ -124,6 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=None)
     parser.add_argument("--out", type=Path, default=Path("runs/real_rerank"))
+    parser.add_argument("--reuse", action="store_true", help="Keep the fitted variants; redo the sweeps.")
     args = parser.parse_args()
     cfg = load_config(args.config).replace(reranker=None)
     matcher = Matcher.from_config(cfg)
@@ -135,34 +165,51 @@ def main() -> None:
     both = concat([data["train"], data["real-train"]])
     real_mask = np.r_[np.zeros(n_syn, bool), np.ones(n_real, bool)]
 
-    variants: dict[str, tuple[LinearReranker | None, dict]] = {"engine (no re-ranker)": (None, {})}
-    variants["synthetic"] = fit_reranker(data["train"])
-    variants["joint-data"] = fit_reranker(
-        both, weighted=real_mask, weight_grid=(1.0, 3.0, 10.0), select=real_mask
-    )
-    variants["real-only"] = fit_reranker(data["real-train"])
-    rows = {}
-    for name, (model, report) in variants.items():
-        if name in ("joint-data", "real-only"):
-            cv = report["cv_mrr"]
-        else:  # trained without real cases: real-train is held out as a whole
-            cv = read(model, data["real-train"])["mrr"]
-        rows[name] = {
-            "cv_mrr_real_train": round(cv, 4),
-            "C": report.get("C"),
-            "weight": report.get("weight"),
-            **{f"{s}:{k}": round(v, 4) for s in ("dev", "real-dev") for k, v in read(model, data[s]).items()},
-        }
-        if model is not None:
-            model.save(args.out / f"{name}.json")
-    print(json.dumps(rows, ensure_ascii=False, indent=1))
+    saved = args.out / "variants.json"
+    if args.reuse and saved.is_file():
+        rows = json.loads(saved.read_text(encoding="utf-8"))["variants"]
+    else:
+        variants: dict[str, tuple[LinearReranker | None, dict]] = {"engine (no re-ranker)": (None, {})}
+        variants["synthetic"] = fit_reranker(data["train"])
+        variants["joint-data"] = fit_reranker(
+            both, weighted=real_mask, weight_grid=(1.0, 3.0, 10.0), select=real_mask
+        )
+        variants["real-only"] = fit_reranker(data["real-train"])
+        rows = {}
+        for name, (model, report) in variants.items():
+            if name in ("joint-data", "real-only"):
+                cv = report["cv_mrr"]
+            else:  # trained without real cases: real-train is held out as a whole
+                cv = read(model, data["real-train"])["mrr"]
+            rows[name] = {
+                "cv_mrr_real_train": round(cv, 4),
+                "C": report.get("C"),
+                "weight": report.get("weight"),
+                **{
+                    f"{s}:{k}": round(v, 4)
+                    for s in ("dev", "real-dev")
+                    for k, v in read(model, data[s]).items()
+                },
+            }
+            if model is not None:
+                model.save(args.out / f"{name}.json")
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
     best = max(("synthetic", "joint-data", "real-only"), key=lambda n: rows[n]["cv_mrr_real_train"])
     print(f"chosen by CV on real-train: {best}")
     ranked = matcher.with_config(matcher.config.replace(reranker=str(args.out / f"{best}.json")))
     ranked = Matcher(ranked.indexes, ranked.config, LinearReranker.load(args.out / f"{best}.json"))
+    threshold, f1 = abstain_threshold(ranked.reranker, both)
+    print(f"abstain_threshold {threshold} (F1 {f1:.3f} on training requests that fit no institute)")
     gap, sweep = joint_sweep(ranked, ["train", "real-train"])
-    print(json.dumps({"joint_first_gap": gap, "sweep": sweep}, indent=1))
-    report = {"variants": rows, "chosen": best, "joint_first_gap": gap, "joint_sweep": sweep}
+    print(json.dumps({"joint_first_gap|ratio": gap, "sweep": sweep}, indent=1))
+    report = {
+        "variants": rows,
+        "chosen": best,
+        "abstain_threshold": threshold,
+        "abstain_f1_train": f1,
+        "joint_first_gap": gap,
+        "joint_sweep": sweep,
+    }
     (args.out / "variants.json").write_text(
         json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8"
     )

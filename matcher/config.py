@@ -72,6 +72,9 @@ class MatcherConfig(BaseModel):
     (`joint.covers_distinct_needs`); otherwise it ranks right after the best single institute.
     False: the behaviour before issue 16 (a team first whenever its coverage value is higher)."""
     joint_first_gap: float = Field(default=0.0, ge=0, le=1)
+    joint_first_ratio: float = Field(default=0.0, ge=0, le=1)
+    """…and only if each member scores at least this share of the best single institute's score
+    (with the re-ranker, scores are probabilities: a second member the model doubts cannot lead)."""
 
     # Dense index.
     index_type: Literal["flat", "hnsw", "ivf", "auto"] = "auto"

@@ -180,11 +180,13 @@ class JointPlanner:
             # Teams rank by their coverage value, on the single-institute score scale: a team worth
             # `best single value + x` scores x above the top single recommendation (relatively).
             value = float(score[candidates[0]]) * (1.0 + team.value - best_single)
-            if config.joint_first_rule and not covers_distinct_needs(
-                C, team.members, n_needs, config.joint_first_gap
+            top = float(score[candidates[0]])
+            if config.joint_first_rule and not (
+                covers_distinct_needs(C, team.members, n_needs, config.joint_first_gap)
+                and min(float(score[i]) for i in members) >= config.joint_first_ratio * top
             ):
                 # No distinct need per member: never above the best single institute (a tie ranks the
                 # single first), so the team is still offered, right after it.
-                value = min(value, float(score[candidates[0]]))
+                value = min(value, top)
             out.append((value, members, tuple(covers)))
         return out
