@@ -145,7 +145,10 @@ def joint_sweep(matcher: Matcher, sets: list[str]) -> tuple[float, dict]:
     allowed = [k for k in table if k != "off" and table[k]["team_first"] <= 0.15] or [
         k for k in table if k != "off"
     ]
-    best = max(allowed, key=lambda k: (round(table[k]["jaccard@1"], 6), table[k]["full_cover@3"]))
+    best = max(
+        allowed,
+        key=lambda k: (round(table[k]["jaccard@1"], 6), table[k]["full_cover@3"], -table[k]["team_first"]),
+    )
     return best, table
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,3 +142,12 @@ def test_cli_train_reranker_on_two_sets_chooses_on_the_selected_one(tmp_path):
     assert "hq_city" in summary["coefficients"] and "profile_max" in summary["coefficients"]
     bad = runner.invoke(app, [*args, "--select-on", str(FIXTURE_REQUESTS), *opts])
     assert bad.exit_code == 2
+
+
+def test_default_preset_ships_its_reranker_and_it_matches_this_version():
+    from matcher.config import load_config
+
+    cfg = load_config("hybrid")
+    assert cfg.reranker and Path(cfg.reranker).is_file()
+    model = LinearReranker.load(cfg.reranker)  # feature names must match this version's
+    assert model.meta.get("C") and model.prior

@@ -290,7 +290,7 @@ def compare(
             print_json({**head, "sets": sets})
         return
     for name, (n_shared, metrics) in compared.items():
-        label = f" [{name}]" if name else ""
+        label = f" — {name}" if name else ""
         _compare_table(f"비교{label}: B={run_b} vs A={run_a} (공통 {n_shared}건)", metrics)
 
 

@@ -290,7 +290,7 @@ def train_reranker(
                 folds=folds,
                 seed=cfg.seed,
                 weighted=chosen if len(trains) > 1 else None,
-                weight_grid=tuple(weights or (1.0, 3.0, 10.0)),
+                weight_grid=tuple(weights or (1.0, 3.0, 10.0, 30.0)),
                 select=chosen,
                 progress=update,
             )
