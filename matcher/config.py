@@ -118,7 +118,7 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
-PRESETS = ("hybrid", "dense", "e5", "use", "bm25", "tfidf")
+PRESETS = ("hybrid", "hybrid-base", "dense", "e5", "use", "bm25", "tfidf")
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from matcher.evaluation.runner import run, summarize
 from matcher.evaluation.stats import paired_test
 from matcher.threads import auto_threads, torch_threads
 
-BASELINES = ("tfidf", "bm25", "use", "dense", "hybrid")
+BASELINES = ("tfidf", "bm25", "use", "dense", "hybrid-base", "hybrid")
 DEFAULT_SETS = (Path("data/requests/dev.jsonl"), Path("data/requests/real-dev.jsonl"))
 """What `matcher evaluate` reports with no --dataset: synthetic dev and real-dev side by side."""
 DatasetOpt = Annotated[Path, typer.Option("--dataset", "-d", help="Labeled requests (JSONL).")]
