@@ -87,9 +87,7 @@ def encode_records(
 
 
 def _encoder_for(name: str, config: MatcherConfig) -> Encoder:
-    return load_encoder(
-        name, e5_model=config.e5_model, model_dir=config.model_dir, autocast_bf16=config.e5_autocast_bf16
-    )
+    return load_encoder(name, e5_model=config.e5_model, model_dir=config.model_dir, runtime=config.e5_runtime)
 
 
 def build_indexes(
