@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,10 +26,12 @@ from matcher.config import MatcherConfig
 from matcher.encoders.base import Encoder
 from matcher.encoders.cache import EmbeddingCache, content_key
 from matcher.encoders.registry import load_encoder
-from matcher.retrieval.dense import CapabilityIndex
-from matcher.retrieval.lexical import BM25Index
-from matcher.retrieval.tfidf import TfidfIndex
 from matcher.schema import Capability
+
+if TYPE_CHECKING:  # imported where used: a command loads only the retrievers its config names
+    from matcher.retrieval.dense import CapabilityIndex
+    from matcher.retrieval.lexical import BM25Index
+    from matcher.retrieval.tfidf import TfidfIndex
 
 DENSE = ("e5", "use", "hashing")
 Progress = Callable[[str, int, int], None]
@@ -118,6 +121,8 @@ def build_indexes(
     for name in retrievers:
         t0 = time.perf_counter()
         if name in DENSE:
+            from matcher.retrieval.dense import CapabilityIndex
+
             encoder = _encoder_for(name, config)
             vectors, encoded = encode_records(
                 encoder, records, cache_root, config.encode_batch_size, progress
@@ -133,11 +138,15 @@ def build_indexes(
                 "cached": len(records) - encoded,
             }
         elif name == "bm25":
+            from matcher.retrieval.lexical import BM25Index
+
             if progress:
                 progress("BM25 (kiwi morphemes)", 0, 1)
             out.bm25 = BM25Index.build(texts)
             manifest["lexical"]["bm25"] = {"dir": "bm25", "tokenizer": "kiwipiepy content morphemes"}
         elif name == "tfidf":
+            from matcher.retrieval.tfidf import TfidfIndex
+
             out.tfidf = TfidfIndex.build(texts)
         else:
             raise ValueError(f"unknown retriever {name!r}")
@@ -236,13 +245,19 @@ def load_indexes(
     out = IndexSet(catalog, records, _owner(catalog, records), manifest=manifest)
     for name in config.retrievers:
         if name in DENSE:
+            from matcher.retrieval.dense import CapabilityIndex
+
             entry = manifest["dense"][name]
             out.dense[name] = (
                 encoders[name],
                 CapabilityIndex.load(index_dir / entry["file"], entry["index_type"]),
             )
         elif name == "bm25":
+            from matcher.retrieval.lexical import BM25Index
+
             out.bm25 = BM25Index.load(index_dir / "bm25", len(records))
         elif name == "tfidf":
+            from matcher.retrieval.tfidf import TfidfIndex
+
             out.tfidf = TfidfIndex.build(record_texts(records))
     return out
