@@ -42,20 +42,26 @@ def auto_threads(cores: int | None = None, load: float | None = None, own: float
     return max(1, min(cores, int(cores - others + 0.5)))
 
 
+def set_batch_threads(threads: int) -> None:
+    """Use `threads` for the next batches: ONNX Runtime sessions read it per call, and torch is set too
+    when something has imported it already (a command served by ONNX Runtime never pays its import)."""
+    global _batch_threads
+    _batch_threads = threads
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
 @contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
     """Set the batch thread count for the run (see `auto_threads` for why the count matters so much).
 
-    torch is only touched when something has imported it already: a command served by ONNX Runtime
-    never pays torch's import. The previous counts are restored, so the command leaves its process
-    (e.g. a test run) as it found it."""
+    The previous counts are restored, so the command leaves its process (e.g. a test run) as it found it."""
     global _batch_threads
     previous_batch = _batch_threads
-    _batch_threads = threads
     torch = sys.modules.get("torch")
     previous = torch.get_num_threads() if torch is not None else None
-    if torch is not None:
-        torch.set_num_threads(threads)
+    set_batch_threads(threads)
     try:
         yield
     finally:

@@ -67,3 +67,14 @@ def test_the_command_line_imports_no_heavy_package():
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300, check=True
     )
     assert out.stdout.strip() == "", f"loaded: {out.stdout.strip()}"
+
+
+def test_batch_thread_policy_is_restored_and_needs_no_torch():
+    from matcher.threads import batch_threads, set_batch_threads, torch_threads
+
+    assert batch_threads() is None
+    with torch_threads(2):
+        assert batch_threads() == 2
+        set_batch_threads(1)  # re-chosen between batches (`matcher batch --threads 0`)
+        assert batch_threads() == 1
+    assert batch_threads() is None

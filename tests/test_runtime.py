@@ -178,3 +178,18 @@ def test_calibration_measures_against_the_reference(exported):
         assert by["torch-bf16"].skipped and by["torch-bf16"].texts_per_s == 0
     choice = rt.decide(exported, measured)
     assert choice.runtime == choose(measured) and choice.cpu == rt.cpu_description()
+
+
+@pytest.mark.model
+def test_one_pass_span_vectors(exported):
+    from matcher.encoders.registry import make_encoder
+
+    encoder = make_encoder(exported, "onnx-fp32")
+    first, second = rt.CALIBRATION_TEXTS[0], rt.CALIBRATION_TEXTS[2]
+    text = f"{first} {second}"
+    spans = [(0, len(first)), (len(first) + 1, len(text)), (0, len(text))]
+    whole, parts = encoder.encode_spans(text, spans)
+    assert np.sum(whole[0] * encoder.encode([text])[0]) > 0.9999  # the whole is what `encode` gives
+    assert np.allclose(np.linalg.norm(parts, axis=1), 1.0, atol=1e-5)
+    assert np.sum(parts[0] * parts[1]) < 0.99  # the two halves pool different tokens
+    assert np.sum(parts[2] * whole[0]) > 0.99  # all of the text: the whole less prompt and specials

@@ -85,6 +85,27 @@ class OnnxEncoder:
         prompt = self._prompt[kind]
         return self.tokenizer.encode_batch([prompt + t for t in texts])
 
+    def encode_spans(
+        self, text: str, spans: Sequence[tuple[int, int]], *, kind: TextKind = "query"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One pass over `text`: its vector (as `encode` gives it) and a vector per character span of it.
+
+        A span's vector is the mean of the token states whose characters overlap it ("late chunking"):
+        each part is read in the context of the whole text, at the cost of one encoder pass.
+        """
+        prompt = self._prompt[kind]
+        encoding = self.tokenizer.encode(prompt + text)
+        states = self.token_states([encoding])[0]
+        whole = states.mean(axis=0, keepdims=True)
+        starts = np.array([a for a, _ in encoding.offsets]) - len(prompt)
+        ends = np.array([b for _, b in encoding.offsets]) - len(prompt)
+        real = ends > starts  # special tokens have empty offsets
+        parts = np.zeros((len(spans), self.dim), dtype=np.float32)
+        for row, (a, b) in enumerate(spans):
+            inside = real & (starts < b) & (ends > a)
+            parts[row] = states[inside].mean(axis=0) if inside.any() else whole[0]
+        return l2_normalize(whole), l2_normalize(parts)
+
     def encode(self, texts: Sequence[str], *, kind: TextKind = "query", batch_size: int = 32) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
