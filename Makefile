@@ -38,11 +38,12 @@ format: setup
 	$(BIN)/ruff format matcher tests bench
 	$(BIN)/ruff check --fix matcher tests bench
 
+## Synthetic dev and real-dev side by side, with bootstrap intervals (runs/eval/dev, runs/eval/real-dev).
 eval: setup
-	$(BIN)/matcher evaluate --dataset data/requests/dev.jsonl --out runs/dev-hybrid
+	$(BIN)/matcher evaluate --batched --out runs/eval
 
 baselines: setup
-	$(BIN)/matcher evaluate --dataset data/requests/dev.jsonl --baselines --out runs/baselines
+	$(BIN)/matcher evaluate --batched --baselines --out runs/baselines
 
 tune: setup
 	$(BIN)/matcher tune --dataset data/requests/train.jsonl --out runs/tune
