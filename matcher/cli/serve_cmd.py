@@ -61,7 +61,8 @@ def serve(
 
     if not is_loopback(host) and not token:
         fail(
-            f"{host}: 루프백(127.0.0.1)이 아닌 주소에 열려면 --token 또는 MATCHER_TOKEN이 필요합니다 "
+            f"{host}: 루프백(127.0.0.1)이 아닌 주소에 열려면 "
+            "접근 토큰(--token 또는 MATCHER_TOKEN)이 필요합니다 "
             "(binding a non-loopback address requires a token).",
             EXIT_INPUT,
         )

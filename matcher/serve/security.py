@@ -91,31 +91,35 @@ class BodyLimit:
                     await send_json(send, 413, too_large_message(limit))
                     return
         received = 0
-        started = False
+        started = refused = False
 
         async def counted_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _TooLarge
+                    # Answer now and tell the app the client left: whatever it does next is dropped.
+                    refused = True
+                    if not started:
+                        await send_json(send, 413, too_large_message(limit))
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, counted_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await send_json(send, 413, too_large_message(limit))
-
-
-class _TooLarge(Exception):
-    pass
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
 
 
 class TokenAuth:
