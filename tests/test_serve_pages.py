@@ -92,7 +92,7 @@ def test_existing_feedback_is_shown_on_the_result_page(client):
     client.post(
         "/api/feedback", json={"request_id": desk_request_id(JOINT), "text": JOINT, "accepted": ["kims"]}
     )
-    assert "기존 기록 — 수락: kims" in client.get("/match", params={"text": JOINT}).text
+    assert "기존 기록 — 수락: 한국재료연구원" in client.get("/match", params={"text": JOINT}).text
 
 
 def test_empty_request_asks_again(client):

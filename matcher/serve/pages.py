@@ -12,6 +12,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Upload
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from matcher.feedback import Feedback
 from matcher.problems import InputError
 from matcher.schema import Request as MatchRequest
 from matcher.serve.desk import Desk, desk_request_id
@@ -58,9 +59,19 @@ async def _match_page(request: Request, text: str, region: str, company: str, to
         form=form,
         result=view,
         link=link if len(link.encode()) <= MAX_LINK_BYTES else None,
-        feedback=desk.feedback_for(request_id),
+        feedback=_named(desk, desk.feedback_for(request_id)),
         institutes=[(i.id, i.name_ko) for i in desk.catalog.institutes],
     )
+
+
+def _named(desk: Desk, feedback: Feedback | None) -> dict[str, list[str]] | None:
+    """Stored verdicts with Korean institute names, for the page."""
+    if feedback is None:
+        return None
+    name = {i.id: i.name_ko for i in desk.catalog.institutes}
+    return {
+        key: [name.get(i, i) for i in getattr(feedback, key)] for key in ("accepted", "rejected", "forwarded")
+    }
 
 
 @router.get("/match", response_class=HTMLResponse)
@@ -93,14 +104,17 @@ def catalog_page(request: Request, q: str = ""):
     catalog = _desk(request).catalog
     needle = q.strip().lower()
     counts = catalog.counts()
-    institutes = [
-        i
-        for i in catalog.institutes
-        if not needle or needle in " ".join([*i.names(), i.summary, *i.site_names()]).lower()
-    ]
     records = []
     if needle:
         records = [c for c in catalog.capabilities if needle in (c.text() + " " + c.id).lower()][:200]
+    owners = {r.institute for r in records}
+    institutes = [
+        i
+        for i in catalog.institutes
+        if not needle
+        or i.id in owners
+        or needle in " ".join([*i.names(), i.summary, *i.site_names()]).lower()
+    ]
     return _render(
         request,
         "catalog.html",

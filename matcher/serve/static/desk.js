@@ -3,6 +3,12 @@
 
 function el(id) { return document.getElementById(id); }
 
+// Korean names from the forward list's options (value: id, text: name).
+function nameOf(id) {
+  const option = document.querySelector(`#forward-to option[value="${CSS.escape(id)}"]`);
+  return option ? option.textContent : id;
+}
+
 async function postFeedback(verdict, institutes, card) {
   const result = el("result");
   const status = el("feedback-status");
@@ -27,8 +33,11 @@ async function postFeedback(verdict, institutes, card) {
     const data = await response.json();
     if (!response.ok) throw new Error(data.error || response.statusText);
     const word = { accepted: "수락", rejected: "거절", forwarded: "전달" }[verdict];
+    const names = (ids) => ids.map(nameOf).join(", ");
+    let text = `저장됨 (기록 #${data.decision}): ${word} ${names(institutes)} — 수락 ${names(data.accepted) || "없음"} · 거절 ${names(data.rejected) || "없음"}`;
+    if (data.forwarded.length) text += ` · 전달 ${names(data.forwarded)}`;
     status.className = "status saved";
-    status.textContent = `저장됨 (기록 #${data.decision}): ${word} ${institutes.join(", ")} — 수락 ${data.accepted.join(", ") || "없음"} · 거절 ${data.rejected.join(", ") || "없음"}`;
+    status.textContent = text;
     if (card) {
       card.classList.remove("decided-accepted", "decided-rejected");
       card.classList.add(`decided-${verdict}`);
@@ -49,6 +58,7 @@ function setupDesk() {
       postFeedback(button.dataset.verdict, card.dataset.institutes.split(","), card);
     });
   });
+  el("forward-to").addEventListener("change", () => { el("forward").disabled = !el("forward-to").value; });
   el("forward").addEventListener("click", () => postFeedback("forwarded", [el("forward-to").value], null));
 }
 
