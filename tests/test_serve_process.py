@@ -53,6 +53,27 @@ def test_match_cli_answers_through_the_running_desk(desk):
     assert table.returncode == 0 and "추천 결과" in table.stdout
 
 
+def test_plain_match_json_is_answered_before_the_full_cli_loads(desk):
+    """`matcher match --json` through a desk imports neither the command modules nor torch."""
+    probe = (
+        "import sys; from matcher.cli.entry import main; main(); "
+        "heavy = [m for m in ('matcher.cli.app', 'torch', 'faiss', 'sklearn', 'kiwipiepy') if m in sys.modules]; "
+        "sys.stderr.write('HEAVY=' + ','.join(heavy))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "match", "-C", str(desk.config_file), "--json", "--top", "3", TEXT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "HEAVY=" in done.stderr and done.stderr.split("HEAVY=")[1].strip() == ""
+    data = json.loads(done.stdout)
+    assert len(data["recommendations"]) <= 3 and data["id"] == "request"
+
+
 def test_match_cli_with_other_knobs_does_not_use_the_desk(desk):
     before = desk.get("/healthz")["batcher"]["requests"]
     other = cli("match", "-C", str(desk.config_file), "--set", "joint=false", "--json", TEXT)

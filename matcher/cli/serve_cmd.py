@@ -48,6 +48,10 @@ def serve(
     review_below: Annotated[
         float, typer.Option(min=0, max=1, help="Flag results below this confidence for a person's review.")
     ] = 0.3,
+    announce: Annotated[
+        bool,
+        typer.Option(help="Write MODEL_DIR/desk.json so `matcher match` finds this desk (off: benchmarks)."),
+    ] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Serve the triage desk: Korean pages and a JSON API (OpenAPI at /docs) over one warm matcher.
@@ -87,7 +91,7 @@ def serve(
             review_below=review_below,
         )
         desk = Desk(load_matcher(cfg), settings)
-    _run(desk, cfg, sock, token, log_level, time.perf_counter() - start)
+    _run(desk, cfg, sock, token, log_level, time.perf_counter() - start, announce)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -103,7 +107,15 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _run(desk, cfg: MatcherConfig, sock: socket.socket, token: str | None, log_level: str, load_s: float):
+def _run(
+    desk,
+    cfg: MatcherConfig,
+    sock: socket.socket,
+    token: str | None,
+    log_level: str,
+    load_s: float,
+    announce: bool,
+):
     import uvicorn
 
     from matcher.serve.app import create_app
@@ -117,17 +129,25 @@ def _run(desk, cfg: MatcherConfig, sock: socket.socket, token: str | None, log_l
         uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=5)
     )
     sock.listen(2048)
-    path = write_server_file(cfg, ServerInfo(url, os.getpid(), config_fingerprint(cfg), token))
+    path = (
+        write_server_file(cfg, ServerInfo(url, os.getpid(), config_fingerprint(cfg), token))
+        if announce
+        else None
+    )
     console.print(
         f"[green]✓[/] 데스크 준비 완료: {url}  (레코드 {len(desk.matcher.indexes.records)}건, "
         f"로딩 {load_s:.1f}s, 피드백 {desk.settings.feedback_db}){' · 토큰 필요' if token else ''}",
         highlight=False,
     )
-    console.print(f"[dim]{path}에 주소를 적었습니다: 같은 설정의 `matcher match`가 이 데스크로 답합니다.[/]")
+    if path is not None:
+        console.print(
+            f"[dim]{path}에 주소를 적었습니다: 같은 설정의 `matcher match`가 이 데스크로 답합니다.[/]"
+        )
     try:
         server.run(sockets=[sock])
     finally:
-        remove_server_file(cfg, os.getpid())
+        if announce:
+            remove_server_file(cfg, os.getpid())
         desk.close()
         sock.close()
 
