@@ -115,3 +115,7 @@ def test_catalog_batch_and_evaluation_pages_render(desk, page):
     row = page.locator("tr[data-job]").first
     assert row.locator(".done").inner_text() == "1" and row.locator(".errors").inner_text() == "1"
     page.screenshot(path=str(ARTIFACTS / "desk-batch.png"), full_page=True)
+    page.goto(desk.url + "/docs")  # Swagger UI from the bundled package: renders with no network
+    page.wait_for_selector(".swagger-ui .info .title", timeout=60_000)
+    assert "기술애로 매칭 데스크" in page.locator(".swagger-ui .info .title").inner_text()
+    assert page.locator(".opblock-summary-path", has_text="/api/match").count() >= 1

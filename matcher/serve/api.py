@@ -55,13 +55,13 @@ def input_error(exc: InputError) -> JSONResponse:
     )
 
 
-@router.get("/healthz", tags=["status"])
+@router.get("/healthz", tags=["status"], summary="상태 (status and versions)")
 def healthz(request: Request) -> dict:
     """Status, model, index and catalog versions, and how much micro-batching happened."""
     return desk_of(request).health()
 
 
-@router.post("/api/match", tags=["match"])
+@router.post("/api/match", tags=["match"], summary="요청 매칭 (match one request)")
 async def api_match(body: MatchIn, request: Request) -> dict:
     """Exactly the `matcher match --json` object (docs/json-output.md)."""
     desk = desk_of(request)
@@ -74,7 +74,7 @@ async def api_match(body: MatchIn, request: Request) -> dict:
     return result.to_dict()
 
 
-@router.post("/api/feedback", tags=["feedback"])
+@router.post("/api/feedback", tags=["feedback"], summary="검토 기록 (record feedback)")
 def api_feedback(body: FeedbackIn, request: Request):
     """Store accepted / rejected / forwarded institutes in the same SQLite file as `matcher feedback`."""
     desk = desk_of(request)
@@ -99,7 +99,7 @@ def api_feedback(body: FeedbackIn, request: Request):
     }
 
 
-@router.post("/api/batch", tags=["batch"], status_code=202)
+@router.post("/api/batch", tags=["batch"], status_code=202, summary="일괄 처리 등록 (upload a backlog)")
 async def api_batch_create(request: Request, file: Annotated[UploadFile, File()]):
     """Upload a JSONL or CSV backlog (the `matcher batch` input formats); it runs in the background."""
     desk = desk_of(request)
@@ -111,12 +111,12 @@ async def api_batch_create(request: Request, file: Annotated[UploadFile, File()]
     return JSONResponse(job.to_dict(), status_code=202)
 
 
-@router.get("/api/batch", tags=["batch"])
+@router.get("/api/batch", tags=["batch"], summary="일괄 처리 목록 (list jobs)")
 def api_batch_list(request: Request) -> dict:
     return {"jobs": [j.to_dict() for j in desk_of(request).jobs.all()]}
 
 
-@router.get("/api/batch/{job_id}", tags=["batch"])
+@router.get("/api/batch/{job_id}", tags=["batch"], summary="일괄 처리 상태 (one job)")
 def api_batch_get(job_id: str, request: Request) -> dict:
     job = desk_of(request).jobs.get(job_id)
     if job is None:
@@ -124,13 +124,13 @@ def api_batch_get(job_id: str, request: Request) -> dict:
     return job.to_dict()
 
 
-@router.get("/api/batch/{job_id}/results", tags=["batch"])
+@router.get("/api/batch/{job_id}/results", tags=["batch"], summary="결과 내려받기 (results JSONL)")
 def api_batch_results(job_id: str, request: Request):
     """The results so far (JSONL, one `matcher match --json` object a line)."""
     return _download(request, job_id, "results")
 
 
-@router.get("/api/batch/{job_id}/errors", tags=["batch"])
+@router.get("/api/batch/{job_id}/errors", tags=["batch"], summary="오류 내려받기 (errors JSONL)")
 def api_batch_errors(job_id: str, request: Request):
     """The bad rows ({"line", "id", "reason"} a line); empty when there were none."""
     return _download(request, job_id, "errors")

@@ -27,6 +27,8 @@ log = logging.getLogger("matcher.serve")
 def create_app(desk: Desk, *, token: str | None = None) -> FastAPI:
     """The desk's ASGI app over a loaded `Desk`; with `token`, every route requires it."""
     app = FastAPI(
+        docs_url=None,  # served below from the bundled Swagger UI: no CDN, the desk works offline
+        redoc_url=None,
         title="matcher 기술애로 매칭 데스크",
         version=__version__,
         description="기술애로 요청을 해결할 공공연구기관(또는 융복합 팀)을 근거와 함께 추천합니다.",
@@ -35,6 +37,7 @@ def create_app(desk: Desk, *, token: str | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
+    _add_docs(app)
     _add_error_handlers(app)
     # Outermost first at run time: the token is checked before the body is read or limited.
     app.add_middleware(
@@ -45,6 +48,24 @@ def create_app(desk: Desk, *, token: str | None = None) -> FastAPI:
     if token:
         app.add_middleware(TokenAuth, token=token)
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """OpenAPI docs at /docs with Swagger UI from the `swagger-ui-bundle-v2` package (offline)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} · API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
 
 
 def _wants_html(request: Request) -> bool:

@@ -62,12 +62,6 @@ class Desk:
             max_text_chars=self.config.max_text_chars,
         )
 
-    @classmethod
-    def from_config(cls, config: MatcherConfig, settings: DeskSettings = DeskSettings(), **kwargs) -> Desk:
-        from matcher.engine import Matcher
-
-        return cls(Matcher.from_config(config, **kwargs), settings)
-
     def close(self) -> None:
         self.jobs.close()
         self.batcher.close()
