@@ -18,40 +18,36 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from matcher import engine  # noqa: E402
 from matcher.config import load_config  # noqa: E402
 from matcher.datasets import load_labeled  # noqa: E402
 from matcher.engine import Matcher  # noqa: E402
 from matcher.evaluation.runner import make_row  # noqa: E402
-from matcher.joint import coverage, coverage_matrix  # noqa: E402
+from matcher.joint import JointPlanner, coverage, coverage_matrix  # noqa: E402
 
 GRID = list(itertools.product((0.0, 0.02, 0.05, 0.1), (0.02, 0.05, 0.1, 0.15, 0.2, 0.3), (4, 6, 8)))
 
 
-class Variant(Matcher):
-    """The matcher with a different coverage reference (`ref`) or a per-member lead rule (`lead`)."""
+class Variant(JointPlanner):
+    """The planner with a different coverage reference (`ref`) or a per-member lead rule (`lead`)."""
 
-    ref: str | int | None = None
-    lead: float = 0.0
+    def __init__(self, ref: str | int | None = None, lead: float = 0.0):
+        self.ref = ref
+        self.lead = lead
 
-    def _teams(self, text, needs, hits, candidates, score):
-        saved = engine.coverage_matrix
-        if self.ref is not None:
-            full = np.array([h.institute_scores for h in hits[1:]] + [hits[0].institute_scores])
-            ordered = -np.sort(-full, axis=1)
-            lo = np.median(full, axis=1, keepdims=True) if self.ref == "median" else ordered[:, [self.ref]]
-            span = ordered[:, [0]] - lo
-            C = np.clip(np.divide(full - lo, span, out=np.zeros_like(full), where=span > 0), 0, 1)[
-                :, candidates
-            ]
-            engine.coverage_matrix = lambda rows: C
-        try:
-            teams = super()._teams(text, needs, hits, candidates, score)
-        finally:
-            engine.coverage_matrix = saved
+    def coverage(self, rows, candidates):
+        if self.ref is None:
+            return super().coverage(rows, candidates)
+        ordered = -np.sort(-rows, axis=1)
+        lo = np.median(rows, axis=1, keepdims=True) if self.ref == "median" else ordered[:, [self.ref]]
+        span = ordered[:, [0]] - lo
+        C = np.clip(np.divide(rows - lo, span, out=np.zeros_like(rows), where=span > 0), 0, 1)
+        return C[:, list(candidates)]
+
+    def propose(self, rows, labels, candidates, score, institute_ids, config):
+        teams = super().propose(rows, labels, candidates, score, institute_ids, config)
         if self.lead <= 0:
             return teams
-        need_scores = np.array([h.institute_scores for h in hits[1:]])
+        need_scores = rows[:-1]
         first = candidates[0]
         best = np.maximum(need_scores.max(axis=1), 1e-9)
 
@@ -86,9 +82,7 @@ def tuned(base, indexes, data, **variant) -> tuple:
     best = None
     for penalty, margin, cands in GRID:
         cfg = base.replace(joint_penalty=penalty, joint_margin=margin, joint_candidates=cands)
-        m = Variant(indexes, cfg)
-        for k, v in variant.items():
-            setattr(m, k, v)
+        m = Matcher(indexes, cfg, planner=Variant(**variant))
         s = measure(m, data["train"])
         if s["hit1_single"] >= off["hit1_single"] - 0.01 and (
             best is None or (s["jaccard"], s["cover3_multi"]) > (best[1]["jaccard"], best[1]["cover3_multi"])
@@ -101,14 +95,14 @@ def gate_features(matcher: Matcher, data) -> tuple[np.ndarray, np.ndarray, np.nd
     """Per request with 2+ needs: features, is-multi label, and the planner's own coverage gain."""
     golds, prepared, retrieved = data
     cfg = matcher.config
-    hits = matcher._fuse(retrieved, len(prepared.queries))
+    hits = matcher.ranker.fuse(retrieved, len(prepared.queries))
     X, y, gain = [], [], []
     for g, needs, (a, b) in zip(golds, prepared.needs, prepared.spans, strict=True):
         if not g.gold or len(needs) < 2:
             continue
         whole, need_hits = hits[a], hits[a + 1 : b]
         need_full = np.array([h.institute_scores for h in need_hits])
-        score = cfg.whole_weight * whole.institute_scores + (1 - cfg.whole_weight) * need_full.mean(axis=0)
+        score = matcher.ranker.mix(hits[a:b])
         order = np.argsort(-score)
         cands = list(order[: cfg.joint_candidates])
         C = coverage_matrix(np.vstack([need_full[:, cands], whole.institute_scores[cands]]))

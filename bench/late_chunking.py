@@ -94,7 +94,8 @@ def main() -> None:
     cpu = cpu_description()
     print(f"CPU: {cpu['model']}, {cpu['cores']} cores, flags {' '.join(cpu['flags']) or '-'}")
     base = Matcher.from_config(cfg)
-    encoder, index = base.indexes.dense["e5"]
+    e5 = base.indexes.retrievers["e5"]
+    encoder = e5.encoder  # type: ignore[attr-defined]
     if not isinstance(encoder, OnnxEncoder):
         sys.exit(
             f"late chunking needs an ONNX runtime for e5 (got {encoder.id}); use --set e5_runtime=onnx-int8"
@@ -102,8 +103,8 @@ def main() -> None:
     golds = load_labeled(args.requests, base.catalog, strict=False)
     print(f"e5 encoder: {encoder.id}; {len(golds)} requests from {args.requests}")
     for name, wrapped in (("separate passes", Timed(encoder)), ("late chunking", LateChunking(encoder))):
-        dense = {**base.indexes.dense, "e5": (wrapped, index)}
-        matcher = Matcher(replace(base.indexes, dense=dense), cfg, base.reranker)
+        retrievers = {**base.indexes.retrievers, "e5": e5.with_encoder(wrapped)}  # type: ignore[attr-defined]
+        matcher = Matcher(replace(base.indexes, retrievers=retrievers), cfg, base.reranker)
         rows, _ = run(matcher, golds, one_at_a_time=True)
         summary = summarize(rows, seed=cfg.seed)
         m, ci = summary["metrics"], summary["ci95"]

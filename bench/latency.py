@@ -53,10 +53,10 @@ def measure(config_name: str, requests_path: str, n: int, fresh_index: bool, ove
         result = matcher.match(g.request)
         times.append((time.perf_counter() - t) * 1000)
         assert result.recommendations, g.id
-    e5 = matcher.indexes.dense.get("e5")
+    e5 = matcher.indexes.retrievers.get("e5")
     return {
         "config": cfg.name,
-        "e5_encoder": e5[0].id if e5 else "",
+        "e5_encoder": e5.encoder.id if e5 else "",  # type: ignore[attr-defined]
         "records": len(catalog.capabilities),
         "build_s": round(build_s, 2),
         "load_s": round(load_s, 2),

@@ -57,9 +57,9 @@ from matcher.config import MatcherConfig
 from matcher.encoders.base import Encoder, l2_normalize
 from matcher.encoders.cache import EmbeddingCache, content_key
 from matcher.engine import Matcher
-from matcher.index_store import IndexSet, build_indexes, encode_records, record_texts
+from matcher.index_store import IndexSet, build_indexes
 from matcher.korean import split_needs
-from matcher.retrieval.dense import EXACT_UP_TO, CapabilityIndex
+from matcher.retrieval.dense import EXACT_UP_TO, CapabilityIndex, DenseRetriever, encode_records
 from matcher.schema import Request
 from matcher.synth import (
     edit_records,
@@ -477,7 +477,7 @@ def bench_end_to_end(
 # ---------------------------------------------------------------------------------------- runs
 def remember(root: Path, encoder: Encoder, records: Sequence, vectors: np.ndarray) -> None:
     """Add these records' vectors to the persistent --cache (never pruning what other runs stored)."""
-    keys = [content_key(r.id, t) for r, t in zip(records, record_texts(records), strict=True)]
+    keys = [content_key(r.id, t) for r, t in zip(records, [r.text() for r in records], strict=True)]
     lookup = dict(zip(keys, vectors, strict=True))
     cache = EmbeddingCache(root, encoder.id, encoder.dim)
     cache.get_or_encode(keys, keys, lambda missing: np.stack([lookup[k] for k in missing]))
@@ -528,7 +528,7 @@ def _run_full(args: argparse.Namespace, n: int, seed: int, k: int, tmp: Path) ->
     indexes = build_indexes(catalog, cfg)
     full_s = time.perf_counter() - t0
     encoded = indexes.manifest["dense"]["use"]["encoded"]
-    encoder, auto = indexes.dense["use"]
+    encoder, auto = indexes.retrievers["use"].encoder, indexes.retrievers["use"].index
     X_real, _ = encode_records(encoder, indexes.records, cache)
     log(
         f"full build (USE, index_type auto -> {auto.index_type}): {full_s:.1f}s for "
@@ -634,7 +634,7 @@ def _variants(
 ) -> dict[str, tuple[IndexSet, MatcherConfig]]:
     """Matchers to time: USE over flat, IVF and HNSW at the config's default search settings (what
     `index_type = "auto"` ships), each alone and with BM25."""
-    encoder = indexes.dense["use"][0]
+    encoder = indexes.retrievers["use"].encoder
     dense = {"flat": (CapabilityIndex.build(X, "flat"), cfg)}
     if "ivf" in built:
         dense[f"ivf nprobe={cfg.ivf_nprobe}"] = (built["ivf"], cfg)
@@ -642,20 +642,21 @@ def _variants(
         dense[f"hnsw ef={cfg.hnsw_ef_search}"] = (built["hnsw"], cfg)
     bm25 = None
     if args.bm25:
-        from matcher.retrieval.lexical import BM25Index
+        from matcher.retrieval.lexical import BM25Index, BM25Retriever
 
         t0 = time.perf_counter()
-        bm25 = BM25Index.build([r.text() for r in indexes.records])
+        bm25 = BM25Retriever(BM25Index.build([r.text() for r in indexes.records]))
         result["bm25_build_s"] = time.perf_counter() - t0
         log(f"  BM25 build: {result['bm25_build_s']:.1f}s")
     out = {}
     for label, (index, run_cfg) in dense.items():
-        one = IndexSet(indexes.catalog, indexes.records, indexes.owner, dense={"use": (encoder, index)})
+        use = DenseRetriever(
+            "use", encoder, index, ef_search=run_cfg.hnsw_ef_search, nprobe=run_cfg.ivf_nprobe
+        )
+        one = IndexSet(indexes.catalog, indexes.records, indexes.owner, {"use": use})
         out[f"use ({label})"] = (one, run_cfg)
         if bm25 is not None:
-            both = IndexSet(
-                indexes.catalog, indexes.records, indexes.owner, dense={"use": (encoder, index)}, bm25=bm25
-            )
+            both = IndexSet(indexes.catalog, indexes.records, indexes.owner, {"use": use, "bm25": bm25})
             out[f"use+bm25 ({label})"] = (
                 both,
                 run_cfg.replace(retrievers=("use", "bm25"), retriever_weights=(1.0, 1.0)),
@@ -684,7 +685,7 @@ def _run_smoke(args: argparse.Namespace, tmp: Path) -> int:
         index_dir=str(tmp / "index"),
     )
     indexes = build_indexes(catalog, cfg)
-    encoder, _ = indexes.dense["hashing"]
+    encoder = indexes.retrievers["hashing"].encoder
     X, _ = encode_records(encoder, indexes.records, Path(cfg.model_dir) / "cache")
     texts = [r.text for r in synth_requests(40, seed=seed, source=source)]
     texts += [r.text() for r in synth_capabilities(40, seed=seed, source=source, start=n)]

@@ -31,8 +31,6 @@ from batch import synth_requests  # noqa: E402
 
 def stage_times(matcher, requests, batch_size: int) -> tuple[dict[str, float], int]:
     """Seconds per stage over `requests` matched in batches of `batch_size`, and the number of queries."""
-    from matcher.korean import tokenize_many
-
     cfg, idx = matcher.config, matcher.indexes
     times: dict[str, float] = defaultdict(float)
     n_queries = 0
@@ -48,20 +46,10 @@ def stage_times(matcher, requests, batch_size: int) -> tuple[dict[str, float], i
         queries = prepared.queries
         n_queries += len(queries)
         retrieved = {}
-        for name in cfg.retrievers:
-            if name in idx.dense:
-                encoder, index = idx.dense[name]
-                vectors = timed(f"{name} encode", encoder.encode, queries)
-                retrieved[name] = timed(
-                    f"{name} search",
-                    lambda v, i=index: i.search(
-                        v, cfg.hits_per_need, ef_search=cfg.hnsw_ef_search, nprobe=cfg.ivf_nprobe
-                    ),
-                    vectors,
-                )
-            elif name == "bm25":
-                tokens = timed("tokenize", tokenize_many, queries)
-                retrieved[name] = timed("bm25 search", idx.bm25.search_tokens, tokens, cfg.hits_per_need)
+        for name in cfg.retrievers:  # Matcher.retrieve, one stage at a time (retrieval/base.py)
+            retriever = idx.retrievers[name]
+            encoded = timed(f"{name} encode", retriever.encode_queries, queries)
+            retrieved[name] = timed(f"{name} search", retriever.search_encoded, encoded, cfg.hits_per_need)
         results = timed("rank + evidence", matcher.rank, prepared, retrieved)
         timed("json", lambda rs: [json.dumps(r.to_dict(), ensure_ascii=False) for r in rs], results)
     return dict(times), n_queries
@@ -75,7 +63,7 @@ def e5_variants(matcher, requests) -> None:
     import numpy as np
     import torch
 
-    encoder, _ = matcher.indexes.dense["e5"]
+    encoder = matcher.indexes.retrievers["e5"].encoder
     model, prompt = encoder.model, encoder._prompt["query"]
     queries = matcher.prepare(requests).queries
     tokens = sum(len(t) for t in model.tokenizer([prompt + q for q in queries])["input_ids"])
@@ -157,7 +145,7 @@ def main() -> None:
     print(f"{'total':18}" + "".join(f"{1000 * s / n:16.2f}" for n, _, s, _ in runs.values()))
     for label, (n, q, seconds, _) in runs.items():
         print(f"{label}: {n} requests, {q / n:.2f} queries each, {n / seconds:.1f} requests/s")
-    if args.variants and "e5" in matcher.indexes.dense:
+    if args.variants and "e5" in matcher.indexes.retrievers:
         e5_variants(matcher, requests[: args.batch_size])
     if args.smoke:
         assert all(q > 0 for _, q, _, _ in runs.values())

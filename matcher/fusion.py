@@ -1,7 +1,8 @@
 """Fusing ranked hit lists from several retrievers into one score per capability record.
 
-Inputs and outputs are sparse rows: `(ids, scores)` 1-D arrays, ids -1 meaning "no result"
-(FAISS convention), so fusion costs the same on a 2,000- or a 1,000,000-record catalog.
+Inputs and outputs are sparse rows: `(scores, ids)` 1-D arrays, in that order as FAISS and every
+retriever return them, ids -1 meaning "no result"; so fusion costs the same on a 2,000- or a
+1,000,000-record catalog. Fused rows come back unordered (each record once).
 """
 
 from __future__ import annotations
@@ -14,22 +15,21 @@ Hits = tuple[np.ndarray, np.ndarray]
 """(scores, ids) of one query, best first, as FAISS returns them per row."""
 
 
-def _collect(contrib_ids: list[np.ndarray], contrib: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _collect(contrib_ids: list[np.ndarray], contrib: list[np.ndarray]) -> Hits:
+    """Sum each record's contributions: `(scores, ids)`, ids ascending."""
     if not contrib_ids:
-        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        return np.zeros(0, np.float64), np.zeros(0, np.int64)
     ids = np.concatenate(contrib_ids)
     values = np.concatenate(contrib)
     unique, inverse = np.unique(ids, return_inverse=True)
-    return unique, np.bincount(inverse, weights=values, minlength=len(unique))
+    return np.bincount(inverse, weights=values, minlength=len(unique)), unique
 
 
-def rrf(
-    hits: Sequence[Hits], weights: Sequence[float] | None = None, k: float = 60.0
-) -> tuple[np.ndarray, np.ndarray]:
+def rrf(hits: Sequence[Hits], weights: Sequence[float] | None = None, k: float = 60.0) -> Hits:
     """Weighted reciprocal-rank fusion: score(d) = sum_r w_r / (k + rank_r(d)), ranks from 1.
 
     Cormack, Clarke & Buettcher (2009), "Reciprocal rank fusion outperforms Condorcet and
-    individual rank learning methods". Returns (ids, fused scores), unordered.
+    individual rank learning methods". Returns (fused scores, ids), unordered.
     """
     weights = weights or [1.0] * len(hits)
     ids_parts, val_parts = [], []
@@ -46,12 +46,10 @@ def rrf_ceiling(weights: Sequence[float], k: float = 60.0) -> float:
     return float(sum(weights)) / (k + 1.0)
 
 
-def weighted_scores(
-    hits: Sequence[Hits], weights: Sequence[float] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def weighted_scores(hits: Sequence[Hits], weights: Sequence[float] | None = None) -> Hits:
     """Weighted sum of per-retriever min-max-normalised scores (a document a retriever missed gets 0).
 
-    The convex combination of Fox & Shaw (1994) / Bruch et al. (2023); returns (ids, scores) in [0, sum w].
+    The convex combination of Fox & Shaw (1994) / Bruch et al. (2023); returns (scores in [0, sum w], ids).
     """
     weights = weights or [1.0] * len(hits)
     ids_parts, val_parts = [], []

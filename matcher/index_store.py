@@ -1,10 +1,12 @@
 """Building, saving and loading every index the matcher searches, with a manifest for staleness.
 
 Layout of `index_dir`:
-    manifest.json        catalog hash, record ids, per-retriever encoder id/dim/index type, version, time
+    manifest.json        catalog hash, record ids, per-retriever entries (dense / lexical), version, time
     dense-<name>.faiss   one FAISS index per dense retriever (e5, use, or a fine-tuned model)
     bm25/                the bm25s index over Korean morphemes
-No pickle anywhere: FAISS files, bm25s' own arrays and JSON.
+    tfidf/               the tf-idf vocabulary, idf weights and record matrix
+No pickle anywhere: FAISS files, bm25s' own arrays, .npy/.npz and JSON. Which class builds, loads and
+stale-checks a retriever is the registry's business (`matcher.retrieval.registry`).
 """
 
 from __future__ import annotations
@@ -16,25 +18,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from matcher import __version__
 from matcher.catalog import Catalog
 from matcher.config import MatcherConfig
-from matcher.encoders.base import Encoder
-from matcher.encoders.cache import EmbeddingCache, content_key
-from matcher.encoders.registry import load_encoder
+from matcher.encoders.query_cache import CachingEncoder, QueryVectorStore
+from matcher.hits import Retrieved
+from matcher.retrieval.base import Progress, Retriever
+from matcher.retrieval.dense import DenseRetriever
+from matcher.retrieval.registry import REGISTRY, retriever_class
 from matcher.schema import Capability
-
-if TYPE_CHECKING:  # imported where used: a command loads only the retrievers its config names
-    from matcher.retrieval.dense import CapabilityIndex
-    from matcher.retrieval.lexical import BM25Index
-    from matcher.retrieval.tfidf import TfidfIndex
-
-DENSE = ("e5", "use", "hashing")
-Progress = Callable[[str, int, int], None]
 
 
 class StaleIndex(RuntimeError):
@@ -49,48 +44,39 @@ class IndexSet:
     records: list[Capability]
     owner: np.ndarray
     """Institute position (in `catalog.institutes`) of each record."""
-    dense: dict[str, tuple[Encoder, CapabilityIndex]] = field(default_factory=dict)
-    bm25: BM25Index | None = None
-    tfidf: TfidfIndex | None = None
+    retrievers: dict[str, Retriever] = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
 
+    def search(self, queries: list[str], config: MatcherConfig) -> Retrieved:
+        """Every configured retriever's `(scores, ids)` hits for every query (`config.hits_per_need` each)."""
+        out: Retrieved = {}
+        for name in config.retrievers:
+            if name not in self.retrievers:
+                raise RuntimeError(f"retriever {name!r} has no index loaded")
+            out[name] = self.retrievers[name].search(queries, config.hits_per_need)
+        return out
 
-def record_texts(records: Sequence[Capability]) -> list[str]:
-    return [r.text() for r in records]
+    def with_query_cache(self, store: QueryVectorStore) -> IndexSet:
+        """The same indexes, dense retrievers answering query texts seen before from `store`."""
+        retrievers = {
+            n: r.with_encoder(CachingEncoder(r.encoder, store)) if isinstance(r, DenseRetriever) else r
+            for n, r in self.retrievers.items()
+        }
+        return IndexSet(self.catalog, self.records, self.owner, retrievers, self.manifest)
+
+    def query_cache_counts(self) -> dict[str, int]:
+        """Texts answered from the query cache and texts encoded, over every dense retriever."""
+        cached = [
+            r.encoder
+            for r in self.retrievers.values()
+            if isinstance(r, DenseRetriever) and isinstance(r.encoder, CachingEncoder)
+        ]
+        return {"reused": sum(e.reused for e in cached), "encoded": sum(e.encoded for e in cached)}
 
 
 def _owner(catalog: Catalog, records: Sequence[Capability]) -> np.ndarray:
     pos = {inst.id: i for i, inst in enumerate(catalog.institutes)}
     return np.array([pos[r.institute] for r in records], dtype=np.int64)
-
-
-def encode_records(
-    encoder: Encoder,
-    records: Sequence[Capability],
-    cache_root: Path,
-    batch_size: int = 32,
-    progress: Progress | None = None,
-) -> tuple[np.ndarray, int]:
-    """Embeddings of the records through the cache: only new or edited records are encoded."""
-    texts = record_texts(records)
-    keys = [content_key(r.id, t) for r, t in zip(records, texts, strict=True)]
-    cache = EmbeddingCache(cache_root, encoder.id, encoder.dim)
-
-    def encode(missing: list[str]) -> np.ndarray:
-        parts = []
-        for start in range(0, len(missing), 256):
-            parts.append(encoder.encode(missing[start : start + 256], kind="passage", batch_size=batch_size))
-            if progress:
-                progress(f"encoding ({encoder.id})", min(start + 256, len(missing)), len(missing))
-        return np.vstack(parts)
-
-    vectors, encoded = cache.get_or_encode(keys, texts, encode)
-    cache.save(keep=keys)
-    return vectors, encoded
-
-
-def _encoder_for(name: str, config: MatcherConfig) -> Encoder:
-    return load_encoder(name, e5_model=config.e5_model, model_dir=config.model_dir, runtime=config.e5_runtime)
 
 
 def build_indexes(
@@ -102,10 +88,9 @@ def build_indexes(
     save: bool = True,
 ) -> IndexSet:
     """Build the indexes the config needs (or `retrievers`) and save them with a manifest."""
-    retrievers = list(retrievers or config.retrievers)
+    names = list(retrievers or config.retrievers)
     records = list(catalog.capabilities)
     out = IndexSet(catalog, records, _owner(catalog, records))
-    texts = record_texts(records)
     manifest: dict = {
         "package_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -116,44 +101,16 @@ def build_indexes(
         "lexical": {},
         "timings_s": {},
     }
-    index_dir = Path(config.index_dir)
-    cache_root = Path(config.model_dir) / "cache"
-    for name in retrievers:
+    for name in names:
         t0 = time.perf_counter()
-        if name in DENSE:
-            from matcher.retrieval.dense import CapabilityIndex
-
-            encoder = _encoder_for(name, config)
-            vectors, encoded = encode_records(
-                encoder, records, cache_root, config.encode_batch_size, progress
-            )
-            index = CapabilityIndex.build(vectors, config.index_type, hnsw_m=config.hnsw_m, seed=config.seed)
-            out.dense[name] = (encoder, index)
-            manifest["dense"][name] = {
-                "encoder_id": encoder.id,
-                "dim": encoder.dim,
-                "index_type": index.index_type,
-                "file": f"dense-{name}.faiss",
-                "encoded": encoded,
-                "cached": len(records) - encoded,
-            }
-        elif name == "bm25":
-            from matcher.retrieval.lexical import BM25Index
-
-            if progress:
-                progress("BM25 (kiwi morphemes)", 0, 1)
-            out.bm25 = BM25Index.build(texts)
-            manifest["lexical"]["bm25"] = {"dir": "bm25", "tokenizer": "kiwipiepy content morphemes"}
-        elif name == "tfidf":
-            from matcher.retrieval.tfidf import TfidfIndex
-
-            out.tfidf = TfidfIndex.build(texts)
-        else:
-            raise ValueError(f"unknown retriever {name!r}")
+        kind = retriever_class(name)
+        retriever = kind.build(name, records, config, progress)
+        out.retrievers[name] = retriever
+        manifest[kind.section][name] = retriever.entry()
         manifest["timings_s"][name] = round(time.perf_counter() - t0, 3)
     out.manifest = manifest
     if save:
-        save_indexes(out, index_dir)
+        save_indexes(out, Path(config.index_dir))
     return out
 
 
@@ -163,10 +120,8 @@ def save_indexes(indexes: IndexSet, index_dir: Path) -> None:
     tmp = index_dir.with_name(index_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    for name, (_, index) in indexes.dense.items():
-        index.save(tmp / f"dense-{name}.faiss")
-    if indexes.bm25 is not None:
-        indexes.bm25.save(tmp / "bm25")
+    for retriever in indexes.retrievers.values():
+        retriever.save(tmp)
     (tmp / "manifest.json").write_text(json.dumps(indexes.manifest, ensure_ascii=False, indent=1))
     old = index_dir.with_name(index_dir.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -181,9 +136,11 @@ def read_manifest(index_dir: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def staleness(
-    manifest: dict | None, catalog: Catalog, config: MatcherConfig, encoders: dict[str, Encoder]
-) -> list[str]:
+def _entry(manifest: dict, name: str) -> dict | None:
+    return manifest.get(retriever_class(name).section, {}).get(name)
+
+
+def staleness(manifest: dict | None, catalog: Catalog, config: MatcherConfig) -> list[str]:
     """Reasons the saved index cannot serve this catalog and config (empty: it can)."""
     if manifest is None:
         return ["no index has been built yet"]
@@ -193,16 +150,7 @@ def staleness(
             f"the catalog changed (index {manifest.get('catalog_hash')}, catalog {catalog.content_hash})"
         )
     for name in config.retrievers:
-        if name in DENSE:
-            entry = manifest.get("dense", {}).get(name)
-            if entry is None:
-                reasons.append(f"retriever {name!r} is not in the index")
-            elif name in encoders and entry.get("encoder_id") != encoders[name].id:
-                reasons.append(
-                    f"encoder changed for {name!r} ({entry.get('encoder_id')} → {encoders[name].id})"
-                )
-        elif name == "bm25" and "bm25" not in manifest.get("lexical", {}):
-            reasons.append("the BM25 index is missing")
+        reasons += retriever_class(name).staleness(name, _entry(manifest, name), config)
     return reasons
 
 
@@ -217,47 +165,25 @@ def load_indexes(
     """Load the saved indexes; if they are stale or missing, raise `StaleIndex` or (rebuild=True) rebuild.
 
     A rebuild re-encodes only records whose text changed (embedding cache), so it is cheap after a
-    small catalog edit.
+    small catalog edit; it keeps every retriever the old index had.
     """
     index_dir = Path(config.index_dir)
     manifest = read_manifest(index_dir)
-    encoders = {name: _encoder_for(name, config) for name in config.retrievers if name in DENSE}
-    reasons = staleness(manifest, catalog, config, encoders)
+    reasons = staleness(manifest, catalog, config)
     if reasons:
         if not rebuild:
             raise StaleIndex("; ".join(reasons))
         if on_rebuild:
             on_rebuild(reasons)
-        wanted = list(
-            dict.fromkeys(
-                [*config.retrievers, *(manifest or {}).get("dense", {}), *(manifest or {}).get("lexical", {})]
-            )
-        )
-        return build_indexes(
-            catalog,
-            config,
-            retrievers=[r for r in wanted if r in (*DENSE, "bm25", "tfidf")],
-            progress=progress,
-        )
+        had = [*(manifest or {}).get("dense", {}), *(manifest or {}).get("lexical", {})]
+        wanted = [r for r in dict.fromkeys([*config.retrievers, *had]) if r in REGISTRY]
+        return build_indexes(catalog, config, retrievers=wanted, progress=progress)
     assert manifest is not None
     by_id = {c.id: c for c in catalog.capabilities}
     records = [by_id[i] for i in manifest["record_ids"]]
     out = IndexSet(catalog, records, _owner(catalog, records), manifest=manifest)
     for name in config.retrievers:
-        if name in DENSE:
-            from matcher.retrieval.dense import CapabilityIndex
-
-            entry = manifest["dense"][name]
-            out.dense[name] = (
-                encoders[name],
-                CapabilityIndex.load(index_dir / entry["file"], entry["index_type"]),
-            )
-        elif name == "bm25":
-            from matcher.retrieval.lexical import BM25Index
-
-            out.bm25 = BM25Index.load(index_dir / "bm25", len(records))
-        elif name == "tfidf":
-            from matcher.retrieval.tfidf import TfidfIndex
-
-            out.tfidf = TfidfIndex.build(record_texts(records))
+        out.retrievers[name] = retriever_class(name).load(
+            name, index_dir, _entry(manifest, name), records, config
+        )
     return out

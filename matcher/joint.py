@@ -12,10 +12,14 @@ single institute, and every member is needed
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
+
+from matcher.config import MatcherConfig
+from matcher.result import Cover
 
 
 @dataclass(frozen=True)
@@ -102,3 +106,62 @@ def coverage_matrix(need_scores: np.ndarray) -> np.ndarray:
     lo = need_scores.min(axis=1, keepdims=True)
     span = need_scores.max(axis=1, keepdims=True) - lo
     return np.divide(need_scores - lo, span, out=np.zeros_like(need_scores, dtype=np.float64), where=span > 0)
+
+
+Proposal = tuple[float, tuple[int, ...], tuple[Cover, ...]]
+"""A recommendation before it is written out: value, member institute positions, what each covers."""
+
+
+class JointPlanner:
+    """Proposes joint teams for one request from its institute scores (DESIGN's JointPlanner).
+
+    The matcher calls `propose`; a variant overrides `coverage` (the reference a need's scores are
+    normalised against) or filters `propose`'s teams, and is handed to `Matcher(..., planner=...)`.
+    """
+
+    def coverage(self, rows: np.ndarray, candidates: Sequence[int]) -> np.ndarray:
+        """Coverage matrix of the candidates: `rows` holds every institute's scores per need, then
+        for the whole request."""
+        return coverage_matrix(rows[:, list(candidates)])
+
+    def propose(
+        self,
+        rows: np.ndarray,
+        labels: Sequence[str],
+        candidates: Sequence[int],
+        score: np.ndarray,
+        institute_ids: Sequence[str],
+        config: MatcherConfig,
+    ) -> list[Proposal]:
+        """Teams over the candidates (institute positions, best first), valued on the score scale.
+
+        Args:
+            rows: institute scores `(n_needs + 1, n_institutes)`: each need, then the whole request.
+            labels: the text of each row; score: the request's institute scores.
+        """
+        C = self.coverage(rows, candidates)
+        n_needs = len(rows) - 1
+        w = np.full(len(rows), 1.0 / len(rows))
+        best_single = max(float(w @ C[:, i]) for i in range(C.shape[1]))
+        out = []
+        for team in plan_teams(
+            C, w, penalty=config.joint_penalty, margin=config.joint_margin, max_size=config.joint_max_size
+        ):
+            members = tuple(candidates[m] for m in team.members)
+            covers = []
+            for m in team.members:
+                best_rows = [
+                    j for j in range(n_needs) if C[j, m] >= C[j, list(team.members)].max() and C[j, m] > 0
+                ]
+                covers.append(
+                    Cover(
+                        institute_ids[candidates[m]],
+                        tuple(labels[j] for j in best_rows),
+                        float(w[:n_needs] @ C[:n_needs, m]),
+                    )
+                )
+            # Teams rank by their coverage value, on the single-institute score scale: a team worth
+            # `best single value + x` scores x above the top single recommendation (relatively).
+            value = float(score[candidates[0]]) * (1.0 + team.value - best_single)
+            out.append((value, members, tuple(covers)))
+        return out

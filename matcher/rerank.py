@@ -1,9 +1,10 @@
 """The learned re-ranker at match time: per-institute features and a linear model read from JSON.
 
 `institute_features` is the ONE function that turns a request's retrieval outcome into feature rows;
-the engine calls it when matching and `matcher train reranker` collects its rows through the same
-engine code path, so training and serving cannot drift apart. The model is a standardised logistic
-regression stored as plain JSON (no pickle: a model file can be read, diffed and trusted).
+the ranking stage (`ranking.InstituteRanker.features`) calls it both when matching and when `matcher
+train reranker` collects training rows, so training and serving cannot drift apart. The model is a
+standardised logistic regression stored as plain JSON (no pickle: a model file can be read, diffed
+and trusted).
 
 Per-retriever evidence per institute is not in `QueryHits` (it keeps fused record hits and each
 retriever's peak per query), so the retriever peaks enter as query-level features: they do not
@@ -17,15 +18,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 import numpy as np
 
+from matcher.config import Retriever
 from matcher.problems import InputError, Problem
 from matcher.schema import CapabilityKind
 
 if TYPE_CHECKING:
-    from matcher.engine import QueryHits
+    from matcher.hits import QueryHits
     from matcher.schema import Capability
 
 FORMAT = "matcher-reranker/1"
@@ -34,7 +36,8 @@ TOP_HITS = 20
 NEAR_BEST = 0.9
 """An institute is near-best for a need when it scores at least this share of the need's best."""
 KINDS = tuple(k.value for k in CapabilityKind)
-PEAK_RETRIEVERS = ("e5", "use", "bm25", "tfidf", "hashing")
+PEAK_RETRIEVERS: tuple[str, ...] = get_args(Retriever)
+"""Every retriever name, in `config.Retriever` order (the feature order saved models expect)."""
 
 FEATURE_NAMES: tuple[str, ...] = (
     "score",  # the engine's combined (fused, aggregated, whole + needs) institute score

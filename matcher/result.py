@@ -5,7 +5,7 @@ One frozen shape consumed alike by the CLI table, `--json`, the batch writer and
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 
@@ -52,8 +52,6 @@ class MatchResult:
     confidence: float
     recommendations: tuple[Recommendation, ...]
     latency_ms: float = 0.0
-    features: dict = field(default_factory=dict, compare=False, repr=False)
-    """Per-institute feature rows for the learned re-ranker (not serialised)."""
 
     def ranked_institutes(self) -> list[str]:
         """Institutes in recommendation order, each once (a joint recommendation adds its members)."""
@@ -63,6 +61,31 @@ class MatchResult:
                 if inst not in seen:
                     seen.append(inst)
         return seen
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MatchResult:
+        """The inverse of `to_dict` (e.g. an answer from the desk's API shown by the CLI table)."""
+        recs = tuple(
+            Recommendation(
+                rank=r["rank"],
+                institutes=tuple(r["institutes"]),
+                names=tuple(r["names"]),
+                score=r["score"],
+                kind=r["kind"],
+                evidence=tuple(Evidence(**e) for e in r["evidence"]),
+                covers=tuple(Cover(c["institute"], tuple(c["needs"]), c["coverage"]) for c in r["covers"]),
+            )
+            for r in data["recommendations"]
+        )
+        return cls(
+            request_id=data["id"],
+            request=data["request"],
+            needs=tuple(data["needs"]),
+            abstained=data["abstained"],
+            confidence=data["confidence"],
+            recommendations=recs,
+            latency_ms=data.get("latency_ms", 0.0),
+        )
 
     def to_dict(self) -> dict:
         """The stable `--json` shape (docs/json-output.md)."""

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from matcher.index_store import build_indexes, record_texts
+from matcher.index_store import build_indexes
 from matcher.korean import tokenize_many
 from matcher.retrieval.lexical import BM25Index, Postings
 from tests.conftest import FIXTURE_REQUESTS, ROOT, fast_config
@@ -17,7 +17,7 @@ HEAVY = ("torch", "sentence_transformers", "transformers", "bm25s", "numba", "sk
 
 
 def test_saved_bm25_scores_equal_bm25s(tmp_path, fixture_catalog):
-    texts = record_texts(list(fixture_catalog.capabilities))
+    texts = [c.text() for c in fixture_catalog.capabilities]
     built = BM25Index.build(texts)
     built.save(tmp_path / "bm25")
     loaded = BM25Index.load(tmp_path / "bm25", len(texts))
@@ -33,7 +33,7 @@ def test_saved_bm25_scores_equal_bm25s(tmp_path, fixture_catalog):
 
 
 def test_loaded_bm25_saves_again(tmp_path, fixture_catalog):
-    texts = record_texts(list(fixture_catalog.capabilities))
+    texts = [c.text() for c in fixture_catalog.capabilities]
     BM25Index.build(texts).save(tmp_path / "a")
     BM25Index.load(tmp_path / "a", len(texts)).save(tmp_path / "b")
     again = BM25Index.load(tmp_path / "b", len(texts))

@@ -13,7 +13,6 @@ from matcher.cli.app import app
 from matcher.datasets import load_labeled
 from matcher.encoders.hashing import HashingEncoder
 from matcher.encoders.registry import ensure_default_model
-from matcher.index_store import record_texts
 from matcher.learning.encoder import TrainParams, make_batches, mine_pairs, train
 from tests.conftest import FIXTURE_REQUESTS, ROOT, fast_config
 
@@ -34,7 +33,7 @@ def pairs(fixture_catalog):
     golds = load_labeled(FIXTURE_REQUESTS, fixture_catalog)
     records = list(fixture_catalog.capabilities)
     encoder = HashingEncoder()
-    vectors = encoder.encode(record_texts(records), kind="passage")
+    vectors = encoder.encode([r.text() for r in records], kind="passage")
     return golds, mine_pairs(golds, records, vectors, encoder, positives_per_institute=2, max_pairs=100)
 
 
@@ -54,7 +53,7 @@ def test_max_pairs_spreads_over_requests(fixture_catalog, pairs):
     golds, _ = pairs
     records = list(fixture_catalog.capabilities)
     encoder = HashingEncoder()
-    vectors = encoder.encode(record_texts(records), kind="passage")
+    vectors = encoder.encode([r.text() for r in records], kind="passage")
     few = mine_pairs(golds, records, vectors, encoder, max_pairs=5, seed=1)
     assert len(few) == 5 and len({p.request_id for p in few}) == 5
     assert few == mine_pairs(golds, records, vectors, encoder, max_pairs=5, seed=1)  # seeded

@@ -10,7 +10,7 @@ from matcher.fusion import rrf, rrf_ceiling, weighted_scores
 
 
 def as_dict(pair):
-    ids, scores = pair
+    scores, ids = pair  # (scores, ids), like FAISS and every retriever
     return dict(zip(ids.tolist(), scores.tolist(), strict=True))
 
 

@@ -49,10 +49,10 @@ def test_save_load_and_stale_detection(tmp_path):
     assert manifest["count"] == 35 and manifest["dense"]["hashing"]["index_type"] == "flat"
     assert manifest["dense"]["hashing"]["encoded"] == 35
     loaded = load_indexes(load_catalog(d), cfg)
-    q = HashingEncoder().encode(["EMC 시험"])
-    assert np.array_equal(
-        loaded.dense["hashing"][1].search(q, 5)[1], built.dense["hashing"][1].search(q, 5)[1]
-    )
+    for name in ("hashing", "bm25"):
+        np.testing.assert_array_equal(
+            loaded.retrievers[name].search(["EMC 시험"], 5), built.retrievers[name].search(["EMC 시험"], 5)
+        )
 
     path = d / "kims.yaml"
     path.write_text(

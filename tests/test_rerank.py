@@ -31,19 +31,23 @@ def trained(tmp_path_factory, fixture_catalog):
     return tmp, matcher, golds, data, model, report, path
 
 
-def test_features_identical_at_train_and_match_time(trained):
+def test_serving_scores_are_the_model_on_the_collected_features(trained):
     tmp, _, golds, data, model, _, path = trained
-    serving = Matcher.from_config(fast_config(tmp, reranker=str(path)))
+    serving = Matcher.from_config(fast_config(tmp, reranker=str(path), joint=False))
     results = serving.match_batch([g.request for g in golds])
-    prior = model.prior_vector(serving.catalog.institute_ids)
+    ids = serving.catalog.institute_ids
+    prior = model.prior_vector(ids)
     for row, result in zip(data.features, results, strict=True):
         expected = row.copy()
         expected[:, PRIOR_COL] = prior
-        assert result.features.shape == (len(serving.catalog.institutes), len(FEATURE_NAMES))
-        np.testing.assert_array_equal(result.features, expected)
-    # one at a time gives the same rows as in a batch
+        scores = model.score(expected)
+        order = [i for i in np.lexsort((np.arange(len(scores)), -scores)) if scores[i] > 0]
+        want = [(ids[i], float(scores[i])) for i in order[: serving.config.top]]
+        assert [(r.institutes[0], r.score) for r in result.recommendations] == want
+        assert result.confidence == float(scores.max())
+    # one at a time gives the same ranking as in a batch
     single = serving.match(golds[0].request)
-    np.testing.assert_array_equal(single.features, results[0].features)
+    assert single.recommendations == results[0].recommendations
 
 
 def test_collected_shapes_and_labels(trained):

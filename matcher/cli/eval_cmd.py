@@ -29,38 +29,63 @@ from matcher.evaluation.stats import paired_test
 from matcher.threads import auto_threads, torch_threads
 
 BASELINES = ("tfidf", "bm25", "use", "dense", "hybrid")
+DEFAULT_SETS = (Path("data/requests/dev.jsonl"), Path("data/requests/real-dev.jsonl"))
+"""What `matcher evaluate` reports with no --dataset: synthetic dev and real-dev side by side."""
 DatasetOpt = Annotated[Path, typer.Option("--dataset", "-d", help="Labeled requests (JSONL).")]
+DatasetsOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--dataset",
+        "-d",
+        help="Labeled requests (JSONL), repeatable. Default: data/requests/dev.jsonl and real-dev.jsonl.",
+    ),
+]
 
 
-def _evaluate_one(
-    config_name: str | None, dataset: Path, out: Path | None, one_at_a_time: bool, top: int, overrides: dict
-) -> dict:
+def set_name(dataset: Path) -> str:
+    """A dataset's short name in tables, JSON keys and run sub-directories: the file stem."""
+    return dataset.stem
+
+
+def _evaluate_sets(
+    config_name: str | None,
+    datasets: list[Path],
+    out: Path | None,
+    one_at_a_time: bool,
+    top: int,
+    overrides: dict,
+) -> dict[str, dict]:
+    """One matcher (loaded once), every dataset; with several, each run goes to `out/<name>`."""
     cfg = load_config(config_name, **overrides)
     cfg = cfg.replace(top=max(cfg.top, top))
     matcher = load_matcher(cfg)
-    golds = load_labeled(dataset, matcher.catalog, strict=False)
-    update, close = progress_callback(f"평가 ({cfg.name})")
-    try:
-        rows, results = run(matcher, golds, one_at_a_time=one_at_a_time, progress=update)
-    finally:
-        close()
-    summary = summarize(rows, seed=cfg.seed)
-    summary["config"] = cfg.model_dump()
-    summary["dataset"] = str(dataset)
-    if out is not None:
-        write_run_dir(out, summary, rows, results, cfg, str(dataset))
-    return summary
+    golds = {set_name(d): (d, load_labeled(d, matcher.catalog, strict=False)) for d in datasets}
+    summaries = {}
+    for name, (dataset, gold) in golds.items():
+        update, close = progress_callback(f"평가 ({cfg.name}, {name})")
+        try:
+            rows, results = run(matcher, gold, one_at_a_time=one_at_a_time, progress=update)
+        finally:
+            close()
+        summary = summarize(rows, seed=cfg.seed)
+        summary["config"] = cfg.model_dump()
+        summary["dataset"] = str(dataset)
+        if out is not None:
+            write_run_dir(out / name if len(datasets) > 1 else out, summary, rows, results, cfg, str(dataset))
+        summaries[name] = summary
+    return summaries
 
 
 def evaluate(
-    dataset: DatasetOpt = Path("data/requests/dev.jsonl"),
+    dataset: DatasetsOpt = None,
     config: ConfigOpt = None,
     out: Annotated[
         Path | None,
         typer.Option(
             "--out",
             "-o",
-            help="Write report.md, results.jsonl, config.toml, summary.json, qrels.txt and run.txt here.",
+            help="Write report.md, results.jsonl, config.toml, summary.json, qrels.txt and run.txt here "
+            "(one sub-directory per dataset when there are several).",
         ),
     ] = None,
     baselines: Annotated[
@@ -75,31 +100,67 @@ def evaluate(
 ) -> None:
     """Run the matcher on every labeled request and report metrics with 95% bootstrap intervals.
 
-    JSON shape: {"n", "metrics": {"hit@1", "hit@3", "hit@5", "recall@3", "recall@5", "mrr", "ndcg@5",
-    "full_cover@1", "full_cover@3", "jaccard@1", "abstain_precision", "abstain_recall", "abstain_rate"},
-    "ci95": {...}, "per_institute": {...}, "per_industry": {...}, "confusions": [...], "latency_ms",
-    "config": {...}}; with --baselines: {"baselines": {name: summary}}.
+    With no --dataset: synthetic dev and real-dev side by side. JSON shape for one dataset:
+    {"n", "metrics": {"hit@1", "hit@3", "hit@5", "recall@3", "recall@5", "mrr", "ndcg@5",
+    "full_cover@1", "full_cover@3", "jaccard@1", "team_first", "abstain_precision", "abstain_recall",
+    "abstain_rate"}, "ci95": {...}, "per_institute": {...}, "per_industry": {...}, "confusions": [...],
+    "latency_ms", "config": {...}}; for several: {"datasets": {name: summary}}; with --baselines:
+    {"baselines": {name: summary}} (several datasets: {"baselines": {name: {dataset: summary}}}).
     """
+    datasets = list(dataset) if dataset else list(DEFAULT_SETS)
+    several = len(datasets) > 1
     with user_errors(as_json), torch_threads(auto_threads()):
         if baselines:
-            summaries = {}
+            found: dict[str, dict[str, dict]] = {}
             for name in BASELINES:
                 err_console.print(f"[dim]baseline {name}…[/]")
-                summaries[name] = _evaluate_one(
-                    name, dataset, out / name if out else None, not batched, top, parse_overrides(overrides)
+                found[name] = _evaluate_sets(
+                    name, datasets, out / name if out else None, not batched, top, parse_overrides(overrides)
                 )
             if as_json:
-                print_json({"baselines": summaries})
+                print_json(
+                    {"baselines": found if several else {n: next(iter(s.values())) for n, s in found.items()}}
+                )
             else:
-                _baseline_table(summaries)
+                for set_key in found[BASELINES[0]]:
+                    _baseline_table({n: s[set_key] for n, s in found.items()}, set_key)
             return
-        summary = _evaluate_one(config, dataset, out, not batched, top, parse_overrides(overrides))
+        summaries = _evaluate_sets(config, datasets, out, not batched, top, parse_overrides(overrides))
     if as_json:
-        print_json(summary)
+        print_json({"datasets": summaries} if several else next(iter(summaries.values())))
         return
-    _summary_table(summary)
+    if several:
+        _side_by_side_table(summaries)
+    else:
+        _summary_table(next(iter(summaries.values())))
     if out:
-        console.print(f"보고서: {out / 'report.md'}")
+        console.print(f"보고서: {out / '*' / 'report.md' if several else out / 'report.md'}")
+
+
+def _interval(ci: dict, name: str) -> str:
+    interval = ci.get(name)
+    return f"{fmt(interval[0])} – {fmt(interval[1])}" if interval else ""
+
+
+def _side_by_side_table(summaries: dict[str, dict]) -> None:
+    first = next(iter(summaries.values()))
+    table = Table(
+        title=f"평가: {first['config']['name']} — "
+        + ", ".join(f"{name} (n={s['n']})" for name, s in summaries.items())
+    )
+    table.add_column("metric")
+    for name in summaries:
+        table.add_column(name, justify="right")
+        table.add_column("95% CI", justify="right")
+    for metric in (*RANKING_METRICS, *JOINT_METRICS, *ABSTAIN_KEYS):
+        cells = []
+        for s in summaries.values():
+            cells += [fmt(s["metrics"][metric]), _interval(s["ci95"], metric)]
+        table.add_row(metric, *cells)
+    console.print(table)
+    for name, s in summaries.items():
+        lat = s["latency_ms"]
+        console.print(f"{name}: 지연시간 p50 {lat['p50']:.0f} ms · p95 {lat['p95']:.0f} ms")
 
 
 def _summary_table(summary: dict) -> None:
@@ -108,15 +169,14 @@ def _summary_table(summary: dict) -> None:
     for col in ("metric", "value", "95% CI"):
         table.add_column(col)
     for name in (*RANKING_METRICS, *JOINT_METRICS, *ABSTAIN_KEYS):
-        interval = ci.get(name)
-        table.add_row(name, fmt(m[name]), f"{fmt(interval[0])} – {fmt(interval[1])}" if interval else "")
+        table.add_row(name, fmt(m[name]), _interval(ci, name))
     console.print(table)
     lat = summary["latency_ms"]
     console.print(f"지연시간 p50 {lat['p50']:.0f} ms · p95 {lat['p95']:.0f} ms")
 
 
-def _baseline_table(summaries: dict) -> None:
-    table = Table(title="베이스라인 비교")
+def _baseline_table(summaries: dict, dataset: str) -> None:
+    table = Table(title=f"베이스라인 비교 — {dataset}")
     table.add_column("metric")
     for name in summaries:
         table.add_column(name, justify="right")
@@ -141,17 +201,17 @@ def _load_run(path: Path) -> dict[str, dict]:
     return rows
 
 
-def compare(
-    run_a: Annotated[Path, typer.Argument(help="Run directory (or results.jsonl) of the baseline.")],
-    run_b: Annotated[Path, typer.Argument(help="Run directory (or results.jsonl) of the candidate.")],
-    as_json: JsonFlag = False,
-) -> None:
-    """Per-metric difference B − A over the shared requests, with a paired bootstrap 95% interval and a
-    paired randomisation test p-value."""
-    a, b = _load_run(run_a), _load_run(run_b)
+def _run_sets(path: Path) -> dict[str, Path] | None:
+    """The per-dataset runs of a several-dataset `evaluate --out DIR` (sub-directories with results),
+    or None when `path` is itself one run."""
+    if not path.is_dir() or (path / "results.jsonl").is_file():
+        return None
+    subs = {d.name: d for d in sorted(path.iterdir()) if (d / "results.jsonl").is_file()}
+    return subs or None
+
+
+def _paired(a: dict[str, dict], b: dict[str, dict]) -> tuple[int, dict[str, dict]]:
     shared = sorted(set(a) & set(b))
-    if not shared:
-        fail("두 실행에 공통 요청이 없습니다 (no shared request ids).", EXIT_INPUT)
     out = {}
     for metric in (*RANKING_METRICS, *JOINT_METRICS):
         ids = [i for i in shared if metric in a[i] and metric in b[i]]
@@ -159,10 +219,11 @@ def compare(
             continue
         va, vb = np.array([a[i][metric] for i in ids]), np.array([b[i][metric] for i in ids])
         out[metric] = {"n": len(ids), "a": float(va.mean()), "b": float(vb.mean()), **paired_test(va, vb)}
-    if as_json:
-        print_json({"a": str(run_a), "b": str(run_b), "n_shared": len(shared), "metrics": out})
-        return
-    table = Table(title=f"비교: B={run_b} vs A={run_a} (공통 {len(shared)}건)")
+    return len(shared), out
+
+
+def _compare_table(title: str, out: dict[str, dict]) -> None:
+    table = Table(title=title)
     for col in ("metric", "A", "B", "B−A", "95% CI", "p"):
         table.add_column(col, justify="right")
     for metric, v in out.items():
@@ -175,6 +236,42 @@ def compare(
             f"{v['p_value']:.4f}",
         )
     console.print(table)
+
+
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="Run directory (or results.jsonl) of the baseline.")],
+    run_b: Annotated[Path, typer.Argument(help="Run directory (or results.jsonl) of the candidate.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Per-metric difference B − A over the shared requests, with a paired bootstrap 95% interval and a
+    paired randomisation test p-value. Runs of several datasets (`evaluate --out DIR` with no --dataset)
+    are compared dataset by dataset: JSON {"a", "b", "sets": {name: {"n_shared", "metrics"}}}."""
+    sets_a, sets_b = _run_sets(run_a), _run_sets(run_b)
+    if (sets_a is None) != (sets_b is None):
+        fail(
+            "한쪽은 데이터셋별 실행 디렉터리, 다른 쪽은 단일 실행입니다: 같은 형태끼리 비교하세요.",
+            EXIT_INPUT,
+        )
+    pairs = (
+        {"": (run_a, run_b)}
+        if sets_a is None or sets_b is None
+        else {name: (sets_a[name], sets_b[name]) for name in sets_a if name in sets_b}
+    )
+    compared = {name: _paired(_load_run(a), _load_run(b)) for name, (a, b) in pairs.items()}
+    if not pairs or not any(n for n, _ in compared.values()):
+        fail("두 실행에 공통 요청이 없습니다 (no shared request ids).", EXIT_INPUT)
+    if as_json:
+        head = {"a": str(run_a), "b": str(run_b)}
+        if "" in compared:
+            n_shared, metrics = compared[""]
+            print_json({**head, "n_shared": n_shared, "metrics": metrics})
+        else:
+            sets = {k: {"n_shared": n, "metrics": m} for k, (n, m) in compared.items()}
+            print_json({**head, "sets": sets})
+        return
+    for name, (n_shared, metrics) in compared.items():
+        label = f" [{name}]" if name else ""
+        _compare_table(f"비교{label}: B={run_b} vs A={run_a} (공통 {n_shared}건)", metrics)
 
 
 def tune(

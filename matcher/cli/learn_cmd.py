@@ -83,8 +83,8 @@ def train_encoder(
     """
     from matcher.catalog import load_catalog
     from matcher.encoders.registry import load_encoder
-    from matcher.index_store import encode_records
     from matcher.learning import encoder as ft
+    from matcher.retrieval.dense import encode_records
 
     _guard_dev(train, dev)
     with user_errors(as_json), torch_threads(auto_threads()):

@@ -1,11 +1,11 @@
 """Fitting the learned re-ranker on the training requests (pointwise logistic regression).
 
-Feature rows come from the engine itself: a stand-in re-ranker that keeps the engine's order makes
-`Matcher.rank` compute `institute_features` exactly as it does when matching, and hands the rows
-back in `MatchResult.features`. Only the institute prior depends on the labels, so it is filled in
-per fold: held-out requests see the prior of the training folds; training rows see a leave-one-out
-prior (their own label removed), so the model cannot learn to trust a prior that saw the answer.
-The regularisation C is chosen by GroupKFold cross-validation (groups = requests) on mean MRR.
+Feature rows come from the ranking stage itself (`InstituteRanker.features`, the code that feeds the
+re-ranker when matching), after the matcher's own query preparation and retrieval. Only the
+institute prior depends on the labels, so it is filled in per fold: held-out requests see the prior
+of the training folds; training rows see a leave-one-out prior (their own label removed), so the
+model cannot learn to trust a prior that saw the answer. The regularisation C is chosen by
+GroupKFold cross-validation (groups = requests) on mean MRR.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 from matcher.datasets import GoldRequest
 from matcher.engine import Matcher
+from matcher.ranking import InstituteRanker
 from matcher.rerank import FEATURE_NAMES, PRIOR_COL, SCORE_COL, LinearReranker, log_prior
 
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
@@ -35,16 +36,6 @@ class Collected:
     institute_ids: list[str]
 
 
-class _Recorder:
-    """Stands in for a re-ranker: keeps the engine's scores, so results carry the feature rows."""
-
-    def prior_vector(self, institute_ids: Sequence[str]) -> np.ndarray:
-        return np.zeros(len(institute_ids))
-
-    def score(self, features: np.ndarray) -> np.ndarray:
-        return features[:, SCORE_COL].copy()
-
-
 def collect(
     matcher: Matcher,
     golds: Sequence[GoldRequest],
@@ -52,16 +43,17 @@ def collect(
     batch_size: int = 32,
     progress: Callable[[int, int], None] | None = None,
 ) -> Collected:
-    """Run the engine on every request (retrieval included) and keep its per-institute feature rows."""
-    cfg = matcher.config.replace(reranker=None, joint=False)  # joint planning does not change features
-    recorder = Matcher(matcher.indexes, cfg, _Recorder())
+    """Prepare and retrieve every request, and keep the ranking stage's per-institute feature rows."""
+    ranker = InstituteRanker(matcher.indexes, matcher.config)  # no model: the prior column stays 0
     ids = matcher.catalog.institute_ids
     pos = {inst: i for i, inst in enumerate(ids)}
     features, labels = [], []
     for start in range(0, len(golds), batch_size):
         chunk = golds[start : start + batch_size]
-        for gold, result in zip(chunk, recorder.match_batch([g.request for g in chunk]), strict=True):
-            features.append(np.asarray(result.features, dtype=np.float64))
+        prepared = matcher.prepare([g.request for g in chunk])
+        hits = ranker.fuse(matcher.retrieve(prepared.queries), len(prepared.queries))
+        for gold, (a, b) in zip(chunk, prepared.spans, strict=True):
+            features.append(ranker.features(hits[a:b]))
             row = np.zeros(len(ids), dtype=bool)
             row[[pos[g] for g in gold.gold]] = True
             labels.append(row)

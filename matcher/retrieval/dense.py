@@ -2,15 +2,28 @@
 
 Exact (`IndexFlatIP`) by default; HNSW or IVF for very large catalogs (the size rule is in
 `choose_index_type`, measured in BENCHMARKS.md). `search` mirrors FAISS: `(scores, ids)` arrays of
-shape (n_queries, k), id -1 for "no result".
+shape (n_queries, k), id -1 for "no result". `DenseRetriever` puts an encoder in front of it: the
+`e5`, `use` and `hashing` retrievers.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
+
+from matcher.encoders.base import Encoder
+from matcher.encoders.cache import EmbeddingCache, content_key
+from matcher.encoders.registry import load_encoder
+from matcher.retrieval.base import Progress, Searches, SearchHits
+
+if TYPE_CHECKING:
+    from matcher.config import MatcherConfig
+    from matcher.schema import Capability
 
 EXACT_UP_TO = 20_000
 """Exact search stays well under 5 ms per query (one thread, even on a busy machine) up to this many
@@ -96,3 +109,122 @@ class CapabilityIndex:
     @classmethod
     def load(cls, path: str | Path, index_type: str) -> CapabilityIndex:
         return cls(faiss.read_index(str(path)), index_type)
+
+
+def dense_encoder(name: str, config: MatcherConfig) -> Encoder:
+    """The encoder behind a dense retriever name under this config (cached per process)."""
+    return load_encoder(name, e5_model=config.e5_model, model_dir=config.model_dir, runtime=config.e5_runtime)
+
+
+def encode_records(
+    encoder: Encoder,
+    records: Sequence[Capability],
+    cache_root: Path,
+    batch_size: int = 32,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, int]:
+    """Embeddings of the records through the cache: only new or edited records are encoded."""
+    texts = [r.text() for r in records]
+    keys = [content_key(r.id, t) for r, t in zip(records, texts, strict=True)]
+    cache = EmbeddingCache(cache_root, encoder.id, encoder.dim)
+
+    def encode(missing: list[str]) -> np.ndarray:
+        parts = []
+        for start in range(0, len(missing), 256):
+            parts.append(encoder.encode(missing[start : start + 256], kind="passage", batch_size=batch_size))
+            if progress:
+                progress(f"encoding ({encoder.id})", min(start + 256, len(missing)), len(missing))
+        return np.vstack(parts)
+
+    vectors, encoded = cache.get_or_encode(keys, texts, encode)
+    cache.save(keep=keys)
+    return vectors, encoded
+
+
+class DenseRetriever(Searches):
+    """An encoder and a FAISS index over the records' embeddings (`e5`, `use`, `hashing`).
+
+    Search-time knobs (`encode_batch_size`, `hnsw_ef_search`, `ivf_nprobe`) are those of the config it
+    was built or loaded with.
+    """
+
+    section = "dense"
+
+    def __init__(
+        self,
+        name: str,
+        encoder: Encoder,
+        index: CapabilityIndex,
+        *,
+        batch_size: int = 32,
+        ef_search: int = 512,
+        nprobe: int = 128,
+        encoded: int = 0,
+    ):
+        self.name = name
+        self.encoder = encoder
+        self.index = index
+        self.batch_size = batch_size
+        self.ef_search = ef_search
+        self.nprobe = nprobe
+        self.encoded = encoded
+        """Records encoded when it was built (the rest came from the embedding cache)."""
+
+    @staticmethod
+    def _options(config: MatcherConfig) -> dict:
+        return {
+            "batch_size": config.encode_batch_size,
+            "ef_search": config.hnsw_ef_search,
+            "nprobe": config.ivf_nprobe,
+        }
+
+    @classmethod
+    def build(
+        cls, name: str, records: Sequence[Capability], config: MatcherConfig, progress: Progress | None = None
+    ) -> DenseRetriever:
+        encoder = dense_encoder(name, config)
+        cache_root = Path(config.model_dir) / "cache"
+        vectors, encoded = encode_records(encoder, records, cache_root, config.encode_batch_size, progress)
+        index = CapabilityIndex.build(vectors, config.index_type, hnsw_m=config.hnsw_m, seed=config.seed)
+        return cls(name, encoder, index, encoded=encoded, **cls._options(config))
+
+    @classmethod
+    def load(
+        cls, name: str, directory: Path, entry: dict, records: Sequence[Capability], config: MatcherConfig
+    ) -> DenseRetriever:
+        index = CapabilityIndex.load(directory / entry["file"], entry["index_type"])
+        return cls(name, dense_encoder(name, config), index, **cls._options(config))
+
+    @classmethod
+    def staleness(cls, name: str, entry: dict | None, config: MatcherConfig) -> list[str]:
+        if entry is None:
+            return [f"retriever {name!r} is not in the index"]
+        current = dense_encoder(name, config).id
+        if entry.get("encoder_id") != current:
+            return [f"encoder changed for {name!r} ({entry.get('encoder_id')} → {current})"]
+        return []
+
+    def entry(self) -> dict:
+        return {
+            "encoder_id": self.encoder.id,
+            "dim": self.encoder.dim,
+            "index_type": self.index.index_type,
+            "file": f"dense-{self.name}.faiss",
+            "encoded": self.encoded,
+            "cached": len(self.index) - self.encoded,
+        }
+
+    def save(self, directory: Path) -> None:
+        self.index.save(directory / f"dense-{self.name}.faiss")
+
+    def with_encoder(self, encoder: Encoder) -> DenseRetriever:
+        """The same index searched through another encoder of the same weights (a query cache)."""
+        out = copy.copy(self)
+        out.encoder = encoder
+        return out
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encoder.encode(list(texts), kind="query", batch_size=self.batch_size)
+
+    def search_encoded(self, queries: np.ndarray, k: int) -> SearchHits:
+        return self.index.search(queries, k, ef_search=self.ef_search, nprobe=self.nprobe)

@@ -10,10 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from matcher.korean import tokenize_many
+from matcher.retrieval.base import Progress, Searches, SearchHits
+
+if TYPE_CHECKING:
+    from matcher.config import MatcherConfig
+    from matcher.schema import Capability
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -114,3 +120,43 @@ class BM25Index:
         import bm25s
 
         return cls(bm25s.BM25.load(str(directory)), n_docs)
+
+
+class BM25Retriever(Searches):
+    """The `bm25` retriever: queries become kiwi morphemes, then BM25 over the records' morphemes."""
+
+    section = "lexical"
+
+    def __init__(self, index: BM25Index, name: str = "bm25"):
+        self.name = name
+        self.index = index
+
+    @classmethod
+    def build(
+        cls, name: str, records: Sequence[Capability], config: MatcherConfig, progress: Progress | None = None
+    ) -> BM25Retriever:
+        if progress:
+            progress("BM25 (kiwi morphemes)", 0, 1)
+        return cls(BM25Index.build([r.text() for r in records]), name)
+
+    @classmethod
+    def load(
+        cls, name: str, directory: Path, entry: dict, records: Sequence[Capability], config: MatcherConfig
+    ) -> BM25Retriever:
+        return cls(BM25Index.load(directory / entry["dir"], len(records)), name)
+
+    @classmethod
+    def staleness(cls, name: str, entry: dict | None, config: MatcherConfig) -> list[str]:
+        return ["the BM25 index is missing"] if entry is None else []
+
+    def entry(self) -> dict:
+        return {"dir": self.name, "tokenizer": "kiwipiepy content morphemes"}
+
+    def save(self, directory: Path) -> None:
+        self.index.save(directory / self.name)
+
+    def encode_queries(self, texts: Sequence[str]) -> list[list[str]]:
+        return tokenize_many(list(texts))
+
+    def search_encoded(self, queries: list[list[str]], k: int) -> SearchHits:
+        return self.index.search_tokens(queries, k)
