@@ -189,6 +189,7 @@ def main() -> None:
         "--workdir", help="Keep the index and embedding cache here to reuse them (default: new temp dir)."
     )
     parser.add_argument("--overrides", default="{}")
+    parser.add_argument("--set", action="append", default=[], help="A config knob, key=value (repeatable).")
     args = parser.parse_args()
     if args.child:
         args.mode = args.child
@@ -213,6 +214,12 @@ def main() -> None:
         default_e5 = ROOT / "models" / "e5-small"
         if (default_e5 / "modules.json").is_file():
             overrides["e5_model"] = str(default_e5)
+    from matcher.config import parse_overrides
+    from matcher.encoders.runtime import cpu_description
+
+    overrides |= parse_overrides(args.set)
+    cpu = cpu_description()
+    print(f"CPU: {cpu['model']}, {cpu['cores']} cores, flags {' '.join(cpu['flags']) or '-'}", flush=True)
     args.overrides = json.dumps(overrides)
     sizes = [int(s) for s in args.sizes.split(",")]
 
