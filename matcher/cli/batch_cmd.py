@@ -28,7 +28,7 @@ from matcher.config import MatcherConfig, load_config
 from matcher.encoders.query_cache import QueryVectorStore
 from matcher.result import MatchResult
 from matcher.schema import Request
-from matcher.threads import auto_threads, torch_threads
+from matcher.threads import auto_threads, batch_threads, set_batch_threads, torch_threads
 
 if TYPE_CHECKING:
     from matcher.engine import Matcher
@@ -166,23 +166,22 @@ def batch(
 
 
 def matching(matcher: Matcher, batch_size: int, *, auto: bool, quiet: bool) -> MatchFn:
-    """`Matcher.match_many`, except that with `auto` the torch thread count is re-chosen before each batch
+    """`Matcher.match_many`, except that with `auto` the encoder thread count is re-chosen before each batch
     (`auto_threads`): a run of hours outlives the load it started under, and 2 threads on a core that
     another job takes are several times slower than 1."""
     if not auto:
         return lambda requests: matcher.match_many(requests, batch_size)
-    import torch
 
     def match(requests: Iterable[Request]) -> Iterator[MatchResult]:
         source = iter(requests)
         first = True
         while chunk := list(islice(source, batch_size)):
-            current = torch.get_num_threads()
+            current = batch_threads() or 1
             wanted = auto_threads(own=0.0 if first else current)
             if wanted != current:
-                torch.set_num_threads(wanted)
+                set_batch_threads(wanted)
                 if not quiet:
-                    err_console.print(f"[dim]torch 스레드 {current} → {wanted} (유휴 코어 기준)[/]")
+                    err_console.print(f"[dim]스레드 {current} → {wanted} (유휴 코어 기준)[/]")
             first = False
             yield from matcher.match_batch(chunk)
 

@@ -24,6 +24,7 @@ from matcher.cli.output import (
 )
 from matcher.config import load_config
 from matcher.datasets import iter_jsonl, load_labeled
+from matcher.encoders.cpu import native_bf16
 from matcher.threads import auto_threads, torch_threads
 
 train_app = typer.Typer(
@@ -91,9 +92,7 @@ def train_encoder(
     _guard_dev(train, dev)
     with user_errors(as_json), torch_threads(auto_threads()):
         cfg = load_config(config)
-        base = load_encoder(
-            "e5", e5_model=cfg.e5_model, model_dir=cfg.model_dir, autocast_bf16=cfg.e5_autocast_bf16
-        )
+        base = load_encoder("e5", e5_model=cfg.e5_model, model_dir=cfg.model_dir, runtime=cfg.e5_runtime)
         base_path = Path(base.path)  # type: ignore[attr-defined]
         if out.resolve() == base_path.resolve():
             fail("--out이 원본 모델과 같습니다 (choose another directory).", EXIT_INPUT)
@@ -104,7 +103,7 @@ def train_encoder(
             max_pairs=max_pairs,
             batch_size=batch_size,
             time_budget_s=time_budget,
-            bf16=base.autocast_bf16,  # type: ignore[attr-defined]
+            bf16=native_bf16(),  # training runs in torch: bf16 only where the CPU computes in it
             seed=cfg.seed,
         )
         scratch = Path(tempfile.mkdtemp(prefix="matcher-ft-"))

