@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_array
 
+from matcher.atomic import atomic_write
 from matcher.problems import InputError, Problem
 
 
@@ -234,11 +234,6 @@ def read_cases(path: str | Path, fmt: str, top: int) -> Iterator[Case]:
 
 def write_assignment(path: str | Path, assignment: Assignment) -> None:
     """One line per case; written to a temporary file and renamed, so it is never half there."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_write(path, fsync=True) as fh:
         for choice in assignment.choices:
             fh.write(json.dumps(choice.to_dict(), ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

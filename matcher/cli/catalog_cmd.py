@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from matcher.catalog import load_catalog
+from matcher.cli.options import JsonFlag
 from matcher.cli.output import EXIT_INPUT, console, err_console, print_json, user_errors
 from matcher.importer import import_table
 
@@ -17,7 +18,6 @@ app = typer.Typer(help="Validate, summarise and import the institute catalog.", 
 CatalogDir = Annotated[
     Path, typer.Option("--catalog", "-c", help="Catalog directory of <institute>.yaml files.")
 ]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
 @app.command()

@@ -6,37 +6,44 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.table import Table
 
-from matcher.cli.engine_cmd import ConfigOpt, JsonFlag, SetOpt, load_matcher
+from matcher.atomic import write_text_atomic
+from matcher.cli.engine_cmd import load_matcher
+from matcher.cli.options import ConfigOpt, JsonFlag, SetOpt, TopOpt, cli_config
 from matcher.cli.output import (
-    EXIT_INPUT,
     console,
     err_console,
-    fail,
     print_json,
     progress_callback,
     user_errors,
 )
-from matcher.config import PRESETS, load_config, parse_overrides
+from matcher.config import PRESETS
 from matcher.datasets import load_labeled
+from matcher.evaluation.compare import compare_runs, read_run
 from matcher.evaluation.metrics import JOINT_METRICS, RANKING_METRICS
 from matcher.evaluation.report import ABSTAIN_KEYS, fmt, write_run_dir
 from matcher.evaluation.runner import run, summarize
-from matcher.evaluation.stats import paired_test
 from matcher.threads import auto_threads, torch_threads
 
 BASELINES = ("tfidf", "bm25", "use", "dense", "hybrid")
+EVAL_TOP = 10
+"""Without --top, evaluation ranks at least this deep, so MRR sees past the recommendations shown."""
 DatasetOpt = Annotated[Path, typer.Option("--dataset", "-d", help="Labeled requests (JSONL).")]
 
 
 def _evaluate_one(
-    config_name: str | None, dataset: Path, out: Path | None, one_at_a_time: bool, top: int, overrides: dict
+    config_name: str | None,
+    dataset: Path,
+    out: Path | None,
+    one_at_a_time: bool,
+    top: int | None,
+    overrides: list[str] | None,
 ) -> dict:
-    cfg = load_config(config_name, **overrides)
-    cfg = cfg.replace(top=max(cfg.top, top))
+    cfg = cli_config(config_name, overrides, top=top)
+    if top is None:
+        cfg = cfg.replace(top=max(cfg.top, EVAL_TOP))
     matcher = load_matcher(cfg)
     golds = load_labeled(dataset, matcher.catalog, strict=False)
     update, close = progress_callback(f"평가 ({cfg.name})")
@@ -69,11 +76,13 @@ def evaluate(
     batched: Annotated[
         bool, typer.Option("--batched", help="Encode in batches (faster; latency is then per batch).")
     ] = False,
-    top: Annotated[int, typer.Option(help="Rank depth evaluated (recommendations per request).")] = 10,
+    top: TopOpt = None,
     overrides: SetOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run the matcher on every labeled request and report metrics with 95% bootstrap intervals.
+
+    Without --top the rank depth is the config's `top` but at least 10 (MRR sees past the shown five).
 
     JSON shape: {"n", "metrics": {"hit@1", "hit@3", "hit@5", "recall@3", "recall@5", "mrr", "ndcg@5",
     "full_cover@1", "full_cover@3", "jaccard@1", "abstain_precision", "abstain_recall", "abstain_rate"},
@@ -86,14 +95,14 @@ def evaluate(
             for name in BASELINES:
                 err_console.print(f"[dim]baseline {name}…[/]")
                 summaries[name] = _evaluate_one(
-                    name, dataset, out / name if out else None, not batched, top, parse_overrides(overrides)
+                    name, dataset, out / name if out else None, not batched, top, overrides
                 )
             if as_json:
                 print_json({"baselines": summaries})
             else:
                 _baseline_table(summaries)
             return
-        summary = _evaluate_one(config, dataset, out, not batched, top, parse_overrides(overrides))
+        summary = _evaluate_one(config, dataset, out, not batched, top, overrides)
     if as_json:
         print_json(summary)
         return
@@ -126,43 +135,24 @@ def _baseline_table(summaries: dict) -> None:
     console.print(table)
 
 
-def _load_run(path: Path) -> dict[str, dict]:
-    file = path / "results.jsonl" if path.is_dir() else path
-    if not file.is_file():
-        fail(f"{path}: results.jsonl이 없습니다 (run `matcher evaluate --out DIR` first).", EXIT_INPUT)
-    rows = {}
-    with open(file, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            try:
-                row = json.loads(line)
-                rows[row["id"]] = row["metrics"]
-            except (json.JSONDecodeError, KeyError) as exc:
-                fail(f"{file}:{number}: not a results line ({exc})", EXIT_INPUT)
-    return rows
-
-
 def compare(
     run_a: Annotated[Path, typer.Argument(help="Run directory (or results.jsonl) of the baseline.")],
     run_b: Annotated[Path, typer.Argument(help="Run directory (or results.jsonl) of the candidate.")],
     as_json: JsonFlag = False,
 ) -> None:
     """Per-metric difference B − A over the shared requests, with a paired bootstrap 95% interval and a
-    paired randomisation test p-value."""
-    a, b = _load_run(run_a), _load_run(run_b)
-    shared = sorted(set(a) & set(b))
-    if not shared:
-        fail("두 실행에 공통 요청이 없습니다 (no shared request ids).", EXIT_INPUT)
-    out = {}
-    for metric in (*RANKING_METRICS, *JOINT_METRICS):
-        ids = [i for i in shared if metric in a[i] and metric in b[i]]
-        if not ids:
-            continue
-        va, vb = np.array([a[i][metric] for i in ids]), np.array([b[i][metric] for i in ids])
-        out[metric] = {"n": len(ids), "a": float(va.mean()), "b": float(vb.mean()), **paired_test(va, vb)}
+    paired randomisation test p-value.
+
+    JSON shape: {"a", "b", "n_shared", "metrics": {metric: {"n", "a", "b", "diff", "ci_low", "ci_high",
+    "p_value"}}}. Exit codes: 0 compared, 2 a run is missing or malformed, or they share no request.
+    """
+    with user_errors(as_json):
+        result = compare_runs(read_run(run_a), read_run(run_b))
+    out = result["metrics"]
     if as_json:
-        print_json({"a": str(run_a), "b": str(run_b), "n_shared": len(shared), "metrics": out})
+        print_json({"a": str(run_a), "b": str(run_b), **result})
         return
-    table = Table(title=f"비교: B={run_b} vs A={run_a} (공통 {len(shared)}건)")
+    table = Table(title=f"비교: B={run_b} vs A={run_a} (공통 {result['n_shared']}건)")
     for col in ("metric", "A", "B", "B−A", "95% CI", "p"):
         table.add_column(col, justify="right")
     for metric, v in out.items():
@@ -185,6 +175,7 @@ def tune(
     ] = Path("runs/tune"),
     trials: Annotated[int, typer.Option(help="Random configurations tried for the ranking knobs.")] = 80,
     folds: Annotated[int, typer.Option(help="Cross-validation folds (report only).")] = 5,
+    overrides: SetOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Search fusion, aggregation, joint-planner and abstention knobs on the TRAINING set (never dev)."""
@@ -193,7 +184,7 @@ def tune(
     if "dev" in dataset.name:
         err_console.print("[yellow]경고: dev 세트로 튜닝하면 dev 수치는 더 이상 공정하지 않습니다.[/]")
     with user_errors(as_json), torch_threads(auto_threads()):
-        cfg = load_config(config)
+        cfg = cli_config(config, overrides)
         matcher = load_matcher(cfg)
         golds = load_labeled(dataset, matcher.catalog)
         update, close = progress_callback("튜닝")
@@ -211,7 +202,7 @@ def tune(
     out.mkdir(parents=True, exist_ok=True)
     result["config"].save(out / "tuned.toml")
     report = {**result["report"], "dataset": str(dataset), "base_config": cfg.name}
-    (out / "tune_report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+    write_text_atomic(out / "tune_report.json", json.dumps(report, ensure_ascii=False, indent=2, default=str))
     if as_json:
         print_json({**report, "config_path": str(out / "tuned.toml")})
     else:
