@@ -27,6 +27,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_array
 
 from matcher.atomic import atomic_write
+from matcher.datasets import iter_jsonl
 from matcher.problems import InputError, Problem
 
 
@@ -221,15 +222,12 @@ def read_cases(path: str | Path, fmt: str, top: int) -> Iterator[Case]:
                         options.append(Option(k, tuple(members.split("+")), float(row[f"rank{k}_score"])))
                 yield Case(row["id"], tuple(options), row["abstained"] == "true")
         return
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            data = json.loads(line)
-            options = tuple(
-                Option(r["rank"], tuple(r["institutes"]), float(r["score"])) for r in data["recommendations"]
-            )
-            yield Case(data["id"], options, bool(data["abstained"]))
+    for _, line in iter_jsonl(path):
+        data = json.loads(line)
+        options = tuple(
+            Option(r["rank"], tuple(r["institutes"]), float(r["score"])) for r in data["recommendations"]
+        )
+        yield Case(data["id"], options, bool(data["abstained"]))
 
 
 def write_assignment(path: str | Path, assignment: Assignment) -> None:
