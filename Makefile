@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint format eval baselines tune bench-smoke clean
+.PHONY: setup demo test test-fast lint format eval baselines tune bench-smoke serve bench-desk clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,14 +42,23 @@ format: setup
 	$(BIN)/ruff format matcher tests bench
 	$(BIN)/ruff check --fix matcher tests bench
 
+## Synthetic dev and real-dev side by side, with bootstrap intervals (runs/eval/dev, runs/eval/real-dev).
 eval: setup
-	$(BIN)/matcher evaluate --dataset data/requests/dev.jsonl --out runs/dev-hybrid
+	$(BIN)/matcher evaluate --batched --out runs/eval
 
 baselines: setup
-	$(BIN)/matcher evaluate --dataset data/requests/dev.jsonl --baselines --out runs/baselines
+	$(BIN)/matcher evaluate --batched --baselines --out runs/baselines
 
 tune: setup
 	$(BIN)/matcher tune --dataset data/requests/train.jsonl --out runs/tune
 
+## The triage desk on http://127.0.0.1:8765 (pages, JSON API, OpenAPI at /docs); Ctrl-C stops it.
+serve: setup models/e5-small/modules.json
+	$(BIN)/matcher serve
+
+## Bounded load benchmark of the desk on loopback (docs/desk.md, BENCHMARKS.md).
+bench-desk: setup models/e5-small/modules.json
+	$(BIN)/python bench/desk_load.py
+
 clean:
-	rm -rf runs .pytest_cache .ruff_cache
+	rm -rf runs test-artifacts .pytest_cache .ruff_cache

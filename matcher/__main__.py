@@ -1,3 +1,3 @@
-from matcher.cli.app import main
+from matcher.cli.entry import main
 
 main()

@@ -92,12 +92,12 @@ class Catalog:
     @cached_property
     def _name_index(self) -> dict[str, str]:
         index: dict[str, str] = {}
+        shared = _shared_former_names(self.institutes)  # e.g. 한국동력자원연구소: KIER's and KIGAM's
         for inst in self.institutes:
             for name in inst.names():
-                index.setdefault(normalize_name(name), inst.id)
                 former = _FORMER.sub("", name)  # "구 한국탄소융합기술원" is also written without "구"
-                if former != name:
-                    index.setdefault(normalize_name(former), inst.id)
+                for key in {normalize_name(name), normalize_name(former)} - shared:
+                    index.setdefault(key, inst.id)
         return index
 
     def resolve(self, label: str) -> str | None:
@@ -343,12 +343,26 @@ def load_catalog(directory: str | Path) -> Catalog:
     return Catalog(tuple(institutes), tuple(capabilities), str(directory))
 
 
+def _shared_former_names(institutes: Sequence[Institute]) -> set[str]:
+    """Former names that several institutes descend from (a split or a merger): they name none of them."""
+    owners: dict[str, set[str]] = {}
+    for inst in institutes:
+        for name in inst.former_names:
+            owners.setdefault(normalize_name(name), set()).add(inst.id)
+    return {name for name, ids in owners.items() if len(ids) > 1}
+
+
 def _ambiguous_names(institutes: Sequence[Institute], where: dict[str, str]) -> list[Problem]:
-    """An alias that names two institutes would make label resolution ambiguous."""
+    """A current name or alias that names two institutes would make label resolution ambiguous.
+
+    A former name may be shared (한국동력자원연구소 split into KIER and KIGAM in 1991): it then
+    resolves to neither, while each institute's file still records its history.
+    """
     seen: dict[str, str] = {}
     out = []
+    shared = _shared_former_names(institutes)
     for inst in institutes:
-        for name in set(map(normalize_name, inst.names())):
+        for name in set(map(normalize_name, inst.names())) - shared:
             other = seen.setdefault(name, inst.id)
             if other != inst.id:
                 out.append(

@@ -5,6 +5,11 @@ from daily triage accumulates safely (transactions, no server) and can be export
 JSONL for evaluation and training. The latest verdict on a (request, institute) pair wins.
 Institute labels are resolved through the catalog before they are stored, so the db only
 holds catalog ids.
+
+The file is in WAL mode with full sync: the triage desk (`matcher serve`) and `matcher feedback` may
+write it at the same time, and a verdict the desk acknowledged survives the server being killed.
+Every `add` also appends a row to `decision` (who decided what, with a note, and which institutes the
+case was forwarded to): the verdict table keeps the latest word per institute, the log keeps history.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from matcher.catalog import Catalog
 from matcher.problems import InputError, Problem
 
 DEFAULT_DB = Path("data/feedback.sqlite3")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS request (
@@ -38,6 +43,16 @@ CREATE TABLE IF NOT EXISTS verdict (
     decided    TEXT NOT NULL,
     PRIMARY KEY (request_id, institute)
 );
+CREATE TABLE IF NOT EXISTS decision (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL REFERENCES request(id) ON DELETE CASCADE,
+    accepted   TEXT NOT NULL,
+    rejected   TEXT NOT NULL,
+    forwarded  TEXT NOT NULL,
+    who        TEXT,
+    note       TEXT,
+    decided    TEXT NOT NULL
+);
 """
 
 
@@ -50,6 +65,8 @@ class Feedback:
     accepted: tuple[str, ...] = ()
     rejected: tuple[str, ...] = ()
     updated: str = ""
+    forwarded: tuple[str, ...] = ()
+    """Institutes the case was forwarded to (not a verdict on the match, so not a label)."""
 
     def to_labeled(self) -> dict:
         """A `LabeledRequest` JSON object: accepted institutes are gold; rejections ride along."""
@@ -59,6 +76,20 @@ class Feedback:
         if self.rejected:
             out["rejected"] = list(self.rejected)
         return out
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One entry of the decision log: what one person decided about a request, when."""
+
+    seq: int
+    request_id: str
+    accepted: tuple[str, ...]
+    rejected: tuple[str, ...]
+    forwarded: tuple[str, ...]
+    who: str | None
+    note: str | None
+    decided: str
 
 
 @dataclass
@@ -94,7 +125,10 @@ class FeedbackStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path)
+            # check_same_thread=False: the desk serialises access with its own lock.
+            self._db = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = FULL")
             self._db.execute("PRAGMA foreign_keys = ON")
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -125,13 +159,19 @@ class FeedbackStore:
         text: str | None,
         accepted: Sequence[str] = (),
         rejected: Sequence[str] = (),
+        forwarded: Sequence[str] = (),
+        who: str | None = None,
+        note: str | None = None,
     ) -> Feedback:
-        """Record verdicts (catalog ids) for a request; the text is required the first time."""
+        """Record verdicts (catalog ids) for a request; the text is required the first time.
+
+        The verdicts and the decision-log row are one transaction: either both are stored or neither.
+        """
         request_id = request_id.strip()
         problems = []
         if not request_id:
             problems.append(Problem("--request", "must not be empty"))
-        if not accepted and not rejected:
+        if not accepted and not rejected and not forwarded:
             problems.append(Problem("--accepted/--rejected", "give at least one institute"))
         both = sorted(set(accepted) & set(rejected))
         if both:
@@ -157,6 +197,19 @@ class FeedbackStore:
                     " DO UPDATE SET accepted = excluded.accepted, decided = excluded.decided",
                     (request_id, inst, ok, now),
                 )
+            db.execute(
+                "INSERT INTO decision (request_id, accepted, rejected, forwarded, who, note, decided)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    request_id,
+                    json.dumps(list(accepted)),
+                    json.dumps(list(rejected)),
+                    json.dumps(list(forwarded)),
+                    (who or "").strip() or None,
+                    (note or "").strip() or None,
+                    now,
+                ),
+            )
         found = self.get(request_id)
         assert found is not None
         return found
@@ -178,8 +231,30 @@ class FeedbackStore:
             entry = out.setdefault(rid, {"text": text, "updated": updated, "acc": [], "rej": []})
             if inst is not None:
                 entry["acc" if ok else "rej"].append(inst)
+        forwarded: dict[str, list[str]] = {}
+        for d in self.decisions(request_id):
+            seen = forwarded.setdefault(d.request_id, [])
+            seen += [f for f in d.forwarded if f not in seen]
         return [
-            Feedback(rid, e["text"], tuple(e["acc"]), tuple(e["rej"]), e["updated"]) for rid, e in out.items()
+            Feedback(
+                rid, e["text"], tuple(e["acc"]), tuple(e["rej"]), e["updated"], tuple(forwarded.get(rid, ()))
+            )
+            for rid, e in out.items()
+        ]
+
+    def decisions(self, request_id: str | None = None) -> list[Decision]:
+        """The decision log, oldest first (or one request's)."""
+        where, args = ("WHERE request_id = ?", (request_id,)) if request_id is not None else ("", ())
+        rows = self._db.execute(
+            "SELECT seq, request_id, accepted, rejected, forwarded, who, note, decided FROM decision"
+            f" {where} ORDER BY seq",
+            args,
+        ).fetchall()
+        return [
+            Decision(
+                seq, rid, tuple(json.loads(a)), tuple(json.loads(r)), tuple(json.loads(f)), who, note, at
+            )
+            for seq, rid, a, r, f, who, note, at in rows
         ]
 
     def export(self, path: str | Path, *, gold_only: bool = False) -> ExportReport:

@@ -62,6 +62,31 @@ class MatchResult:
                     seen.append(inst)
         return seen
 
+    @classmethod
+    def from_dict(cls, data: dict) -> MatchResult:
+        """The inverse of `to_dict` (e.g. an answer from the desk's API shown by the CLI table)."""
+        recs = tuple(
+            Recommendation(
+                rank=r["rank"],
+                institutes=tuple(r["institutes"]),
+                names=tuple(r["names"]),
+                score=r["score"],
+                kind=r["kind"],
+                evidence=tuple(Evidence(**e) for e in r["evidence"]),
+                covers=tuple(Cover(c["institute"], tuple(c["needs"]), c["coverage"]) for c in r["covers"]),
+            )
+            for r in data["recommendations"]
+        )
+        return cls(
+            request_id=data["id"],
+            request=data["request"],
+            needs=tuple(data["needs"]),
+            abstained=data["abstained"],
+            confidence=data["confidence"],
+            recommendations=recs,
+            latency_ms=data.get("latency_ms", 0.0),
+        )
+
     def to_dict(self) -> dict:
         """The stable `--json` shape (docs/json-output.md)."""
         return {

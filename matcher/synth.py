@@ -42,6 +42,9 @@ _STAFF = ("team", "role", "field")
 _EQUIPMENT = ("model", "specs", "purpose", "location", "accreditation")
 _FIELDS = (*_STAFF, *_EQUIPMENT)
 _KIND_CODE = {CapabilityKind.staff: "s", CapabilityKind.technology: "t", CapabilityKind.equipment: "e"}
+SYNTH_KINDS = tuple(_KIND_CODE)
+"""Record kinds that scale with an institute's size and are recombined; profiles and programmes
+describe an institute as a whole and are not multiplied."""
 
 
 def source_catalog(directory: str | Path | None = None) -> Catalog:
@@ -57,7 +60,7 @@ def source_catalog(directory: str | Path | None = None) -> Catalog:
             catalog = load_catalog(candidate)
         except InputError:
             continue
-        if set(_KIND_CODE) <= {c.kind for c in catalog.capabilities}:  # the kinds it recombines
+        if set(SYNTH_KINDS) <= {c.kind for c in catalog.capabilities}:
             return catalog
     raise FileNotFoundError("no complete catalog to build synthetic records from")
 
@@ -99,7 +102,7 @@ class Vocabulary:
 
     @classmethod
     def from_catalog(cls, catalog: Catalog) -> Vocabulary:
-        kinds = tuple(CapabilityKind)
+        kinds = SYNTH_KINDS
         n_groups = len(catalog.institutes) * len(kinds)
         inst_pos = {inst.id: i for i, inst in enumerate(catalog.institutes)}
         fields = ("title", "first", "rest", "keywords", "applications", *_FIELDS)
@@ -107,6 +110,8 @@ class Vocabulary:
         by_kind: dict[str, list[list[str]]] = {f: [[] for _ in kinds] for f in ("first", "rest")}
         template_group, leads = [], []
         for cap in catalog.capabilities:
+            if cap.kind not in kinds:
+                continue
             k = kinds.index(cap.kind)
             g = inst_pos[cap.institute] * len(kinds) + k
             template_group.append(g)

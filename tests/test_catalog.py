@@ -145,8 +145,18 @@ def test_cli_stats_json_shape():
     assert result.exit_code == 0
     data = json.loads(result.output)
     assert set(data) == {"institutes", "totals"}
-    assert set(data["institutes"][0]) == {"id", "name_ko", "staff", "technology", "equipment"}
-    assert data["totals"] == {"institutes": 5, "staff": 10, "technology": 10, "equipment": 15}
+    kinds = {"staff", "technology", "equipment", "profile", "programme"}
+    assert set(data["institutes"][0]) == {"id", "name_ko", "records", "sourced", *kinds}
+    assert data["totals"] == {
+        "institutes": 5,
+        "staff": 10,
+        "technology": 10,
+        "equipment": 15,
+        "profile": 0,
+        "programme": 0,
+        "records": 35,
+        "sourced": 0,
+    }
 
 
 def test_version():
@@ -162,3 +172,21 @@ def test_resolve_many_splits_a_label_listing_several_institutes(fixture_catalog)
     assert fixture_catalog.resolve_many("KIMS; KIMS") == ["kims"]
     assert fixture_catalog.resolve_many("KIMS, 없는기관") is None
     assert fixture_catalog.resolve_many("없는기관") is None
+
+
+def test_a_former_name_shared_by_two_institutes_loads_and_names_neither(tmp_path):
+    d = broken_copy(
+        tmp_path, "kims.yaml", "  city: 창원\n", "  city: 창원\n  former_names: [한국기계금속시험연구소]\n"
+    )
+    ktl = d / "ktl.yaml"
+    text = ktl.read_text(encoding="utf-8")
+    ktl.write_text(
+        text.replace("  city:", "  former_names: [한국기계금속시험연구소, 한국정밀기기센터]\n  city:", 1)
+    )
+    catalog = load_catalog(d)
+    assert catalog.resolve("한국기계금속시험연구소") is None
+    assert catalog.resolve("한국정밀기기센터") == "ktl"
+    # a current alias shared by two institutes is still an error
+    text = (d / "kims.yaml").read_text(encoding="utf-8")
+    (d / "kims.yaml").write_text(text.replace("  city: 창원\n", "  city: 창원\n  aliases: [KTL]\n", 1))
+    assert any(p.field == "institute.aliases" for p in problems_of(d))

@@ -107,3 +107,39 @@ def test_tune_fixes_a_wrong_default_knob_and_writes_a_loadable_config(tmp_path):
     assert {"jaccard@1_all", "hit@1_single", "padded_singles"} <= set(report["stage2"])
     tuned = load_config(out / "tuned.toml")
     assert tuned.name == "tuned" and tuned.retriever_weights[1] > 0 and tuned.abstain_threshold >= 0
+
+
+def test_evaluate_several_sets_side_by_side_and_compare_per_set(fast_config_file, tmp_path):
+    other = tmp_path / "other.jsonl"
+    lines = FIXTURE_REQUESTS.read_text(encoding="utf-8").splitlines()[:5]
+    other.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "runs"
+    args = [
+        "evaluate",
+        "-d",
+        str(FIXTURE_REQUESTS),
+        "-d",
+        str(other),
+        "-C",
+        str(fast_config_file),
+        "--batched",
+    ]
+    result = runner.invoke(app, [*args, "--json", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    sets = json.loads(result.stdout)["datasets"]
+    assert set(sets) == {FIXTURE_REQUESTS.stem, "other"}
+    assert sets["other"]["n"] == 5 and sets[FIXTURE_REQUESTS.stem]["n"] == 12
+    assert "team_first" in sets["other"]["ci95"] and "mrr" in sets["other"]["ci95"]
+    assert (out / "other" / "results.jsonl").is_file() and (
+        out / FIXTURE_REQUESTS.stem / "report.md"
+    ).is_file()
+
+    table = runner.invoke(app, args)
+    assert table.exit_code == 0 and "other" in table.output and "95% CI" in table.output
+
+    same = runner.invoke(app, ["compare", str(out), str(out), "--json"])
+    assert same.exit_code == 0, same.output
+    compared = json.loads(same.stdout)["sets"]
+    assert compared["other"]["n_shared"] == 5 and compared["other"]["metrics"]["mrr"]["diff"] == 0.0
+    mixed = runner.invoke(app, ["compare", str(out), str(out / "other")])
+    assert mixed.exit_code == 2

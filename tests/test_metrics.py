@@ -39,6 +39,13 @@ def test_joint_recommendation_contributes_members_in_order():
     assert jaccard_first([["a", "c"]], ["a", "b"]) == pytest.approx(1 / 3)
 
 
+def test_team_first_only_on_single_institute_requests():
+    assert request_metrics(["a", "b"], [["a", "b"], ["a"]], ["a"])["team_first"] == 1.0
+    assert request_metrics(["a", "b"], [["a"], ["a", "b"]], ["a"])["team_first"] == 0.0
+    assert request_metrics([], [], ["a"])["team_first"] == 0.0
+    assert "team_first" not in request_metrics(["a", "b"], [["a", "b"]], ["a", "b"])
+
+
 def test_ties_resolved_by_list_order_and_duplicates_ignored():
     # Two institutes with equal scores: the ranked list's order decides, and a repeated id counts once.
     assert reciprocal_rank(["x", "y"], ["y"]) == 0.5

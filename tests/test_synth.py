@@ -67,7 +67,7 @@ def test_records_are_valid_unique_and_follow_their_source(source):
             if value:
                 assert name in allowed[r.kind]
                 assert set(value if isinstance(value, list) else [value]) <= seen[name]
-    assert {r.kind for r in records} == set(CapabilityKind)
+    assert {r.kind for r in records} == set(synth.SYNTH_KINDS)
     assert {r.institute for r in records} == institutes
     # Recombination: far more distinct texts than source records.
     assert len({r.text() for r in records}) > 10 * len(source.capabilities)

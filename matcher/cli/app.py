@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from matcher import __version__
-from matcher.cli import batch_cmd, catalog_cmd, engine_cmd, eval_cmd, learn_cmd
+from matcher.cli import batch_cmd, catalog_cmd, engine_cmd, eval_cmd, learn_cmd, serve_cmd
 
 app = typer.Typer(
     name="matcher",
@@ -26,6 +26,7 @@ app.command("compare")(eval_cmd.compare)
 app.command("tune")(eval_cmd.tune)
 app.add_typer(learn_cmd.train_app, name="train")
 app.add_typer(learn_cmd.feedback_app, name="feedback")
+app.command("serve")(serve_cmd.serve)
 
 
 def _version(value: bool) -> None:

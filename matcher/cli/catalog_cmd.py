@@ -9,9 +9,11 @@ import typer
 from rich.table import Table
 
 from matcher.catalog import load_catalog
+from matcher.catalog_checks import lint, sourced_counts
 from matcher.cli.options import JsonFlag
 from matcher.cli.output import EXIT_INPUT, console, err_console, print_json, user_errors
 from matcher.importer import import_table
+from matcher.schema import KIND_LABEL_KO, CapabilityKind
 
 app = typer.Typer(help="Validate, summarise and import the institute catalog.", no_args_is_help=True)
 
@@ -21,43 +23,73 @@ CatalogDir = Annotated[
 
 
 @app.command()
-def validate(catalog: CatalogDir = Path("data/institutes"), as_json: JsonFlag = False) -> None:
+def validate(
+    catalog: CatalogDir = Path("data/institutes"),
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail (exit 2) on warnings too, not only on errors.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
     """Check every catalog file; print every problem with file, line, record and field.
 
-    Exit codes: 0 valid, 2 problems found.
+    Then warn on what a desk should not quote: accreditation without a source, a location that is not
+    one of the institute's sites, descriptions that near-duplicate another institute's
+    (`matcher.catalog_checks`). Exit codes: 0 valid (warnings allowed), 2 problems found (or warnings
+    under --strict).
     """
     with user_errors(as_json):
         cat = load_catalog(catalog)
+    warnings = lint(cat)
     if as_json:
         print_json(
             {
                 "valid": True,
                 "institutes": len(cat.institutes),
                 "records": len(cat.capabilities),
+                "sourced": sum(sourced_counts(cat).values()),
                 "content_hash": cat.content_hash,
+                "warnings": [w.to_dict() for w in warnings],
             }
         )
     else:
+        for w in warnings:
+            err_console.print(f"[yellow]![/] {w}", highlight=False, soft_wrap=True)
         console.print(
             f"[green]✓[/] 카탈로그 정상: 기관 {len(cat.institutes)}곳, 레코드 {len(cat.capabilities)}건 "
-            f"(hash {cat.content_hash})"
+            f"(hash {cat.content_hash}), 경고 {len(warnings)}건"
         )
+    if strict and warnings:
+        raise typer.Exit(EXIT_INPUT)
+
+
+KINDS = tuple(k.value for k in CapabilityKind)
 
 
 def stats_dict(cat) -> dict:
     counts = cat.counts()
-    rows = [{"id": i.id, "name_ko": i.name_ko, **counts[i.id]} for i in cat.institutes]
+    sourced = sourced_counts(cat)
+    rows = [
+        {
+            "id": i.id,
+            "name_ko": i.name_ko,
+            **counts[i.id],
+            "records": sum(counts[i.id].values()),
+            "sourced": sourced[i.id],
+        }
+        for i in cat.institutes
+    ]
     totals = {"institutes": len(rows)}
-    for kind in ("staff", "technology", "equipment"):
-        totals[kind] = sum(r[kind] for r in rows)
+    for key in (*KINDS, "records", "sourced"):
+        totals[key] = sum(r[key] for r in rows)
     return {"institutes": rows, "totals": totals}
 
 
 @app.command()
 def stats(catalog: CatalogDir = Path("data/institutes"), as_json: JsonFlag = False) -> None:
-    """Record counts per institute and kind.
+    """Record counts per institute and kind, and how many records cite a source.
 
-    JSON shape: {"institutes": [{"id", "name_ko", "staff", "technology", "equipment"}], "totals": {...}}.
+    JSON shape: {"institutes": [{"id", "name_ko", "staff", "technology", "equipment", "profile",
+    "programme", "records", "sourced"}], "totals": {"institutes", <kinds>, "records", "sourced"}}.
     """
     with user_errors(as_json):
         cat = load_catalog(catalog)
@@ -66,27 +98,20 @@ def stats(catalog: CatalogDir = Path("data/institutes"), as_json: JsonFlag = Fal
         print_json(data)
         return
     table = Table(title=f"카탈로그 ({catalog})")
-    for col in ("id", "기관명", "인력", "기술", "장비", "합계"):
-        table.add_column(col, justify="right" if col in ("인력", "기술", "장비", "합계") else "left")
+    table.add_column("id")
+    table.add_column("기관명")
+    for col in (*(KIND_LABEL_KO[CapabilityKind(k)] for k in KINDS), "합계", "출처 있음"):
+        table.add_column(col, justify="right")
+
+    def cells(row: dict) -> list[str]:
+        share = row["sourced"] / row["records"] if row["records"] else 0.0
+        return [*(str(row[k]) for k in KINDS), str(row["records"]), f"{row['sourced']} ({share:.0%})"]
+
     for r in data["institutes"]:
-        table.add_row(
-            r["id"],
-            r["name_ko"],
-            str(r["staff"]),
-            str(r["technology"]),
-            str(r["equipment"]),
-            str(r["staff"] + r["technology"] + r["equipment"]),
-        )
+        table.add_row(r["id"], r["name_ko"], *cells(r))
     t = data["totals"]
     table.add_section()
-    table.add_row(
-        "합계",
-        f"{t['institutes']}개 기관",
-        str(t["staff"]),
-        str(t["technology"]),
-        str(t["equipment"]),
-        str(t["staff"] + t["technology"] + t["equipment"]),
-    )
+    table.add_row("합계", f"{t['institutes']}개 기관", *cells(t))
     console.print(table)
 
 

@@ -192,9 +192,19 @@ def match(
     top: TopOpt = None,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
+    server: Annotated[
+        str | None,
+        typer.Option("--server", help="Ask this running desk (`matcher serve`), e.g. http://127.0.0.1:8765."),
+    ] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="Match in this process even when a desk is running.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Match one request: ranked institutes and combinations, each with its evidence.
+
+    When a desk (`matcher serve`) with the same config is running, it answers (no model load); --local
+    matches in-process, --server URL asks that desk. A desk that is down falls back to in-process.
 
     JSON shape: {"id", "request", "needs", "abstained", "confidence", "recommendations": [{"rank",
     "institutes", "names", "score", "kind", "covers", "evidence": [{"institute", "capability_id",
@@ -210,10 +220,17 @@ def match(
             err_console.print(
                 f"[yellow]요청이 {len(raw):,}자로 길어 앞 {cfg.max_text_chars:,}자만 사용합니다.[/]"
             )
-        matcher = load_matcher(cfg)
-        result = matcher.match(Request(id="request", text=raw))
+        answer = None
+        if not local:
+            from matcher.cli.serve_cmd import answer_via_desk
+
+            answer = answer_via_desk(cfg, raw, top, server)
+        if answer is not None:
+            result = MatchResult.from_dict(answer)
+        else:
+            result = load_matcher(cfg).match(Request(id="request", text=raw))
     if as_json:
-        print_json(result.to_dict())
+        print_json(answer if answer is not None else result.to_dict())
     else:
         show_result(result)
 

@@ -2,6 +2,8 @@
 
 A joint recommendation contributes its members in order to the ranked list
 (`MatchResult.ranked_institutes`). Requests with empty gold are scored only on abstention.
+`team_first` (single-institute requests only) is 1 when a team took rank 1 anyway: a padded answer
+that hit@1 does not see (issue 16 keeps it at or below 15%).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import math
 from collections.abc import Sequence
 
 RANKING_METRICS = ("hit@1", "hit@3", "hit@5", "recall@3", "recall@5", "mrr", "ndcg@5")
-JOINT_METRICS = ("full_cover@1", "full_cover@3", "jaccard@1")
+JOINT_METRICS = ("full_cover@1", "full_cover@3", "jaccard@1", "team_first")
 MAIN_METRICS = ("hit@1", "hit@3", "hit@5", "mrr", "ndcg@5", "full_cover@3")
 
 
@@ -57,7 +59,7 @@ def jaccard_first(recommendations: Sequence[Sequence[str]], gold: Sequence[str])
 def request_metrics(
     ranked: Sequence[str], recommendations: Sequence[Sequence[str]], gold: Sequence[str]
 ) -> dict[str, float]:
-    """Every metric that applies to one request (ranking metrics for non-empty gold, joint for 2+)."""
+    """Every metric that applies to one request (ranking: gold; joint: 2+ gold; team_first: 1 gold)."""
     if not gold:
         return {}
     out = {
@@ -69,6 +71,8 @@ def request_metrics(
         "mrr": reciprocal_rank(ranked, gold),
         "ndcg@5": ndcg_at(ranked, gold, 5),
     }
+    if len(gold) == 1:
+        out["team_first"] = float(bool(recommendations) and len(recommendations[0]) > 1)
     if len(gold) >= 2:
         out["full_cover@1"] = full_cover_at(recommendations, gold, 1)
         out["full_cover@3"] = full_cover_at(recommendations, gold, 3)

@@ -1,0 +1,109 @@
+"""The `matcher` entry point: `matcher match --json` answered by a running desk before the full CLI loads.
+
+Importing every command (torch, FAISS, scikit-learn, kiwi) costs seconds; a desk answers in
+milliseconds. So when the command line is a plain `match ... --json` (text or --file, optional --top,
+--config, --server) and a desk serving exactly this config is up, it is asked here with only the config
+and the standard library loaded, and its JSON printed as `matcher match --json` prints it. Every other
+case — another option, an empty or over-long text, no desk, a desk error — goes to the full CLI
+unchanged, which reports it in the one place that does.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def _parse(argv: list[str]) -> dict | None:
+    """The options of a plain `match --json` call, or None when the full CLI must handle it."""
+    if not argv or argv[0] != "match":
+        return None
+    opts: dict = {"json": False, "top": None, "config": None, "server": None, "file": None, "text": None}
+    names = {"--top": "top", "-k": "top", "--config": "config", "-C": "config", "--server": "server"}
+    names |= {"--file": "file", "-f": "file"}
+    rest = argv[1:]
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        key, value = arg, None
+        if arg.startswith("--") and "=" in arg:
+            key, value = arg.split("=", 1)
+        if key == "--json" and value is None:
+            opts["json"] = True
+        elif key in names:
+            if value is None:
+                if i + 1 >= len(rest):
+                    return None
+                i += 1
+                value = rest[i]
+            opts[names[key]] = value
+        elif arg.startswith("-") and arg != "-":
+            return None  # --local, --set, --help, ...: the full CLI
+        elif opts["text"] is None:
+            opts["text"] = arg
+        else:
+            return None
+        i += 1
+    if not opts["json"]:
+        return None
+    if opts["top"] is not None:
+        if not opts["top"].isdigit() or int(opts["top"]) < 1:
+            return None
+        opts["top"] = int(opts["top"])
+    return opts
+
+
+def _read_text(opts: dict) -> str | None:
+    if opts["file"] is not None:
+        if opts["text"] is not None:
+            return None
+        try:
+            with open(opts["file"], encoding="utf-8") as fh:
+                return fh.read()
+        except (OSError, UnicodeDecodeError):
+            return None
+    if opts["text"] in (None, "-"):
+        return None  # stdin: the full CLI reads it (it may be a terminal)
+    return opts["text"]
+
+
+def fast_match(argv: list[str]) -> bool:
+    """True when a running desk answered (and its JSON was printed)."""
+    opts = _parse(argv)
+    if opts is None:
+        return False
+    text = _read_text(opts)
+    if text is None or not text.strip():
+        return False
+    try:
+        from matcher.config import load_config
+
+        cfg = load_config(opts["config"], top=opts["top"])
+    except Exception:  # any config problem is reported by the full CLI
+        return False
+    if len(text) > cfg.max_text_chars:
+        return False
+    import json
+    import os
+
+    from matcher.serve.discovery import DeskRejected, DeskUnavailable, find_server, match_via_desk
+
+    url, token = opts["server"], os.environ.get("MATCHER_TOKEN")
+    if url is None:
+        info = find_server(cfg)
+        if info is None:
+            return False
+        url, token = info.url, info.token or token
+    try:
+        data = match_via_desk(url, text, top=opts["top"], token=token)
+    except (DeskUnavailable, DeskRejected):
+        return False
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    return True
+
+
+def main() -> None:
+    if fast_match(sys.argv[1:]):
+        return
+    from matcher.cli.app import main as full
+
+    full()
