@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from matcher.atomic import write_text_atomic
 from matcher.problems import InputError, Problem, problems_from_validation
 
 Retriever = Literal["e5", "use", "bm25", "tfidf", "hashing"]
@@ -74,7 +75,6 @@ class MatcherConfig(BaseModel):
     hnsw_m: int = 32
     hnsw_ef_search: int = 512
     ivf_nprobe: int = 128
-    search_threads: int = 1
 
     # Learned re-ranker (a JSON file written by `matcher train reranker`), optional.
     reranker: str | None = None
@@ -98,7 +98,7 @@ class MatcherConfig(BaseModel):
         return "\n".join(lines) + "\n"
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_toml(), encoding="utf-8")
+        write_text_atomic(path, self.to_toml())
 
 
 def _toml_value(value: Any) -> str:
@@ -112,6 +112,8 @@ def _toml_value(value: Any) -> str:
 
 
 PRESETS = ("hybrid", "dense", "e5", "use", "bm25", "tfidf")
+REMOVED_KNOBS = ("search_threads",)
+"""Knobs older saved configs may carry that no code read; dropped on load."""
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
@@ -155,6 +157,8 @@ def load_config(source: str | Path | None = None, **overrides: Any) -> MatcherCo
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError([Problem(name, f"invalid TOML: {exc}")]) from None
+    for key in REMOVED_KNOBS:  # configs saved by older versions still load
+        data.pop(key, None)
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return MatcherConfig.model_validate(data)
