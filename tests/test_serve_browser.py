@@ -101,6 +101,26 @@ def test_desk_round_trip_in_chromium(desk, page):
     assert "기존 기록 — 수락" in page.locator("#feedback-status").inner_text()
 
 
+def test_joint_team_shows_each_members_needs(desk, page):
+    """A request whose best answer is a team (fixture request fx-06): members and their needs are shown."""
+    text = "스테인리스 볼트가 해안가 설치 후 6개월 만에 부러졌습니다. 파단면 분석 원합니다."
+    expected = desk.post("/api/match", {"text": text})
+    joint = [r for r in expected["recommendations"] if r["kind"] == "joint"]
+    assert joint, "the fixture request no longer yields a joint team: pick another for this test"
+    page.goto(desk.url + "/")
+    page.fill("#text", text)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#result")
+    card = page.locator("li.rec.joint").first
+    assert card.locator(".badge").inner_text() == "융복합"
+    members = card.locator("ul.members li").all_inner_texts()
+    assert len(members) == len(joint[0]["covers"])
+    for member, cover in zip(members, joint[0]["covers"], strict=True):
+        assert "담당:" in member and f"{cover['coverage'] * 100:.0f}%" in member
+    assert card.locator(".ev-inst").count() == sum(len(r["evidence"]) for r in joint[:1])
+    page.screenshot(path=str(ARTIFACTS / "desk-joint.png"), full_page=True)
+
+
 def test_catalog_batch_and_evaluation_pages_render(desk, page):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.goto(desk.url + "/catalog?q=EMC")
