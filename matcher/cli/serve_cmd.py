@@ -124,7 +124,9 @@ def _run(
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}"
-    app = create_app(desk, token=token)
+    from matcher.serve.security import is_loopback, loopback_hosts
+
+    app = create_app(desk, token=token, allowed_hosts=loopback_hosts(host) if is_loopback(host) else None)
     server = uvicorn.Server(
         uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=5)
     )

@@ -19,13 +19,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from matcher import __version__
 from matcher.serve import api, pages
 from matcher.serve.desk import Desk
-from matcher.serve.security import BODY_LIMIT, BodyLimit, TokenAuth
+from matcher.serve.security import BODY_LIMIT, BodyLimit, SameOrigin, TokenAuth
 
 log = logging.getLogger("matcher.serve")
 
 
-def create_app(desk: Desk, *, token: str | None = None) -> FastAPI:
-    """The desk's ASGI app over a loaded `Desk`; with `token`, every route requires it."""
+def create_app(desk: Desk, *, token: str | None = None, allowed_hosts: set[str] | None = None) -> FastAPI:
+    """The desk's ASGI app over a loaded `Desk`; with `token`, every route requires it; with
+    `allowed_hosts`, other Host headers are refused (`matcher serve` passes them on loopback)."""
     app = FastAPI(
         docs_url=None,  # served below from the bundled Swagger UI: no CDN, the desk works offline
         redoc_url=None,
@@ -47,6 +48,7 @@ def create_app(desk: Desk, *, token: str | None = None) -> FastAPI:
     )
     if token:
         app.add_middleware(TokenAuth, token=token)
+    app.add_middleware(SameOrigin, allowed_hosts=allowed_hosts)
     return app
 
 
