@@ -8,15 +8,18 @@ installs both).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from matcher.serve.desk import desk_request_id
-from tests.conftest import ROOT
+from tests.conftest import FIXTURE_REQUESTS, ROOT
 from tests.desk_server import start_desk
 
 CHROMIUM = os.environ.get("MATCHER_CHROMIUM", "/usr/bin/chromium")
@@ -135,6 +138,17 @@ def test_catalog_batch_and_evaluation_pages_render(desk, page):
     row = page.locator("tr[data-job]").first
     assert row.locator(".done").inner_text() == "1" and row.locator(".errors").inner_text() == "1"
     page.screenshot(path=str(ARTIFACTS / "desk-batch.png"), full_page=True)
+    out = desk.config_file.parent / "runs" / "fixture-dev"
+    done = subprocess.run(
+        [sys.executable, "-m", "matcher", "evaluate", "-d", str(FIXTURE_REQUESTS), "-C", str(desk.config_file),
+         "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    page.goto(desk.url + "/evaluation")
+    bars = page.locator("svg.chart rect.track").count()
+    assert bars == len(json.loads((out / "summary.json").read_text())["per_institute"]) > 0
+    page.screenshot(path=str(ARTIFACTS / "desk-evaluation.png"), full_page=True)
     page.goto(desk.url + "/docs")  # Swagger UI from the bundled package: renders with no network
     page.wait_for_selector(".swagger-ui .info .title", timeout=60_000)
     assert "기술애로 매칭 데스크" in page.locator(".swagger-ui .info .title").inner_text()
