@@ -145,3 +145,17 @@ def test_sigkill_mid_burst_loses_no_acknowledged_feedback(tmp_path):
         assert data["accepted"] == ["kims"] and data["rejected"] == ["ktl"]
     finally:
         again.stop()
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, -signal.SIGTERM), (signal.SIGINT, 0)])
+def test_stop_signals_shut_down_cleanly_and_remove_the_server_file(tmp_path, sig, code):
+    """uvicorn shuts down gracefully, then re-raises SIGTERM: the desk's cleanup runs before that.
+    Ctrl-C (SIGINT) ends with exit code 0."""
+    desk = start_desk(tmp_path / "b")
+    assert server_file(desk.config).is_file()
+    desk.process.send_signal(sig)
+    desk.process.wait(timeout=60)
+    log = desk.log.read_text()
+    assert desk.process.returncode == code, log
+    assert not server_file(desk.config).exists()
+    assert "Traceback" not in log

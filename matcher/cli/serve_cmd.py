@@ -59,7 +59,8 @@ def serve(
     Loads the model, indexes and feedback store once. Binds 127.0.0.1 by default; any other address
     needs --token (or MATCHER_TOKEN), and then every call must send it (`Authorization: Bearer T`, or open
     any page once with `?token=T`). While it runs, `matcher match` with the same config answers through
-    it. Exit codes: 0 stopped, 1 could not bind, 2 bad option, 3 missing model or index state.
+    it. Exit codes: 0 stopped with Ctrl-C (SIGTERM: 143 after the same graceful shutdown), 1 could not
+    bind, 2 bad option, 3 missing model or index state.
     """
     from matcher.serve.security import is_loopback
 
@@ -126,7 +127,23 @@ def _run(
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}"
     from matcher.serve.security import is_loopback, loopback_hosts
 
-    app = create_app(desk, token=token, allowed_hosts=loopback_hosts(host) if is_loopback(host) else None)
+    done = False
+
+    def cleanup() -> None:
+        nonlocal done
+        if done:
+            return
+        done = True
+        if announce:
+            remove_server_file(cfg, os.getpid())
+        desk.close()
+
+    app = create_app(
+        desk,
+        token=token,
+        allowed_hosts=loopback_hosts(host) if is_loopback(host) else None,
+        on_shutdown=cleanup,
+    )
     server = uvicorn.Server(
         uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=5)
     )
@@ -147,11 +164,12 @@ def _run(
         )
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
+        pass
     finally:
-        if announce:
-            remove_server_file(cfg, os.getpid())
-        desk.close()
+        cleanup()
         sock.close()
+    console.print("데스크를 멈췄습니다 (stopped).")
 
 
 def answer_via_desk(cfg: MatcherConfig, text: str, top: int | None, server: str | None) -> dict | None:

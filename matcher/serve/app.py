@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -24,10 +26,28 @@ from matcher.serve.security import BODY_LIMIT, BodyLimit, SameOrigin, TokenAuth
 log = logging.getLogger("matcher.serve")
 
 
-def create_app(desk: Desk, *, token: str | None = None, allowed_hosts: set[str] | None = None) -> FastAPI:
+def create_app(
+    desk: Desk,
+    *,
+    token: str | None = None,
+    allowed_hosts: set[str] | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+) -> FastAPI:
     """The desk's ASGI app over a loaded `Desk`; with `token`, every route requires it; with
-    `allowed_hosts`, other Host headers are refused (`matcher serve` passes them on loopback)."""
+    `allowed_hosts`, other Host headers are refused (`matcher serve` passes them on loopback).
+
+    `on_shutdown` runs when the server shuts down gracefully: uvicorn re-raises SIGTERM after its
+    shutdown, so code after `server.run()` never runs on a SIGTERM.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if on_shutdown is not None:
+            on_shutdown()
+
     app = FastAPI(
+        lifespan=lifespan,
         docs_url=None,  # served below from the bundled Swagger UI: no CDN, the desk works offline
         redoc_url=None,
         title="matcher 기술애로 매칭 데스크",
