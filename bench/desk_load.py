@@ -9,7 +9,8 @@ encoder call, and the server's peak RSS. Beside it, in the same run on the same 
 --server URL` (the CLI answering through the running desk).
 
 Server modes: `off` (max_batch 1: no micro-batching, one request per encoder call), `queued`
-(window 0: requests already waiting share a call, none waits), and `window N ms`.
+(window 0: requests already waiting share a call, none waits), and `window N ms`; batching modes
+join at most --max-batch requests (default 4, the desk's default).
 
     python bench/desk_load.py                       # hybrid config, 20 clients x 10 requests
     python bench/desk_load.py --workdir /tmp/dl     # keep (and reuse) the index there
@@ -229,6 +230,7 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=30, help="One-at-a-time API requests per mode.")
     parser.add_argument("--cli-runs", type=int, default=3, help="`matcher match --server` runs per mode.")
     parser.add_argument("--windows", default="off,0,2,5", help="Modes: off (no batching) and window ms.")
+    parser.add_argument("--max-batch", type=int, default=4, help="Most requests per call in batching modes.")
     parser.add_argument("--workdir", help="Keep the index here to reuse it (default: new temp dir).")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--json", dest="json_out", help="Also write the rows to this JSON file.")
@@ -280,7 +282,7 @@ def main() -> None:
     rows = []
     for mode in args.windows.split(","):
         label, window, max_batch = ("off", 0.0, 1) if mode == "off" else (
-            "queued" if float(mode) == 0 else f"window {mode} ms", float(mode), 16)  # fmt: skip
+            "queued" if float(mode) == 0 else f"window {mode} ms", float(mode), args.max_batch)  # fmt: skip
         rows.append(run_mode(args, label, window, max_batch, texts))
 
     load = os.getloadavg()[0]

@@ -44,7 +44,9 @@ def serve(
     window_ms: Annotated[
         float, typer.Option(min=0, help="How long a request waits for others to share its encoder call.")
     ] = 2.0,
-    max_batch: Annotated[int, typer.Option(min=1, help="Most requests in one encoder call (1: off).")] = 16,
+    max_batch: Annotated[
+        int, typer.Option(min=1, help="Most requests in one encoder call (1: off; see docs/desk.md).")
+    ] = 4,
     review_below: Annotated[
         float, typer.Option(min=0, max=1, help="Flag results below this confidence for a person's review.")
     ] = 0.3,
