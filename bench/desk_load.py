@@ -15,6 +15,7 @@ join at most --max-batch requests (default 4, the desk's default).
     python bench/desk_load.py                       # hybrid config, 20 clients x 10 requests
     python bench/desk_load.py --workdir /tmp/dl     # keep (and reuse) the index there
     python bench/desk_load.py --smoke               # CI: fixture catalog, hashing encoder, no timing
+    python bench/desk_load.py --batch-ab /tmp/dl/bench.toml /tmp/dl/requests.jsonl   # encoder calls only
 
 Everything binds 127.0.0.1 only; the index is built into the work dir (nothing under models/ is
 written; the converted e5 model is read from models/ when present). Requests are the texts of
@@ -107,6 +108,35 @@ def in_process(config_file: str, requests_file: str, n: int) -> None:
         matcher.match(text)
         latencies.append((time.perf_counter() - start) * 1000)
     print(json.dumps({"latencies_ms": latencies}))
+
+
+def batch_ab(config_file: str, requests_file: str, sizes: tuple[int, ...] = (4, 16), rounds: int = 4) -> None:
+    """The encoder-call effect alone: `match` in a loop vs one `match_batch` over the same requests,
+    alternating, in one process (no HTTP). Prints median ms per request for each call size."""
+    from matcher.config import load_config
+    from matcher.engine import Matcher
+    from matcher.schema import Request
+
+    texts = [json.loads(line)["text"] for line in Path(requests_file).read_text().splitlines()]
+    requests = [Request(id=f"r{i}", text=t) for i, t in enumerate(texts)]
+    matcher = Matcher.from_config(load_config(config_file))
+    for r in requests[:3]:
+        matcher.match(r)
+    print(f"{'per call':>8} {'one ms/req':>10} {'batch ms/req':>12} {'ratio':>6}")
+    for size in sizes:
+        one, batch = [], []
+        for k in range(rounds):
+            chunk = requests[k * size : (k + 1) * size]
+            start = time.perf_counter()
+            for r in chunk:
+                matcher.match(r)
+            one.append((time.perf_counter() - start) * 1000 / size)
+            start = time.perf_counter()
+            matcher.match_batch(chunk)
+            batch.append((time.perf_counter() - start) * 1000 / size)
+        a, b = statistics.median(one), statistics.median(batch)
+        print(f"{size:>8} {a:>10.0f} {b:>12.0f} {a / b:>6.2f}")
+    print(f"loadavg {os.getloadavg()[0]:.2f}")
 
 
 def proc_status_mb(pid: int, key: str) -> float:
@@ -235,7 +265,16 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--json", dest="json_out", help="Also write the rows to this JSON file.")
     parser.add_argument("--in-process", nargs=3, metavar=("CONFIG", "REQUESTS", "N"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--batch-ab",
+        nargs=2,
+        metavar=("CONFIG", "REQUESTS"),
+        help="Only compare `match` in a loop with `match_batch` (4 and 16 per call) in this process.",
+    )
     args = parser.parse_args()
+    if args.batch_ab:
+        batch_ab(*args.batch_ab)
+        return
     if args.in_process:
         in_process(args.in_process[0], args.in_process[1], int(args.in_process[2]))
         return
