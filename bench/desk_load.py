@@ -6,7 +6,7 @@ Bounded (stops by itself): for each server mode, --clients concurrent clients ea
 encoder call, and the server's peak RSS. Beside it, in the same run on the same requests: one-at-a-time
 `Matcher.match` latency in a separate process, the peak RSS and wall time of one `matcher match
 --local` process (cold: what each request cost before the desk), and the wall time of `matcher match
---server URL` (the CLI answering through the running desk).
+--json` finding the running desk by its server file (WORKDIR/desk.json) and answering through it.
 
 Server modes: `off` (max_batch 1: no micro-batching, one request per encoder call), `queued`
 (window 0: requests already waiting share a call, none waits), and `window N ms`; batching modes
@@ -151,7 +151,7 @@ def run_mode(args, label: str, window_ms: float, max_batch: int, texts: list[str
     url = f"http://127.0.0.1:{port}"
     work = Path(args.workdir) / f"desk-{label.replace(' ', '')}"
     command = cli(
-        "serve", "--port", str(port), "-C", args.config_file, "--no-announce",
+        "serve", "--port", str(port), "-C", args.config_file,
         "--window-ms", str(window_ms), "--max-batch", str(max_batch),
         "--feedback-db", str(work / "feedback.sqlite3"), "--work-dir", str(work), "--runs-dir", str(work),
     )  # fmt: skip
@@ -207,9 +207,7 @@ def run_mode(args, label: str, window_ms: float, max_batch: int, texts: list[str
 
         through = []
         for text in texts[: args.cli_runs]:
-            seconds, _, out = timed_child(
-                cli("match", "-C", args.config_file, "--server", url, "--json", text)
-            )
+            seconds, _, out = timed_child(cli("match", "-C", args.config_file, "--json", text))
             assert json.loads(out)["recommendations"] is not None
             through.append(seconds)
         row = {

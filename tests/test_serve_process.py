@@ -57,7 +57,7 @@ def test_plain_match_json_is_answered_before_the_full_cli_loads(desk):
     """`matcher match --json` through a desk imports neither the command modules nor torch."""
     probe = (
         "import sys; from matcher.cli.entry import main; main(); "
-        "heavy = [m for m in ('matcher.cli.app', 'torch', 'faiss', 'sklearn', 'kiwipiepy') if m in sys.modules]; "
+        "heavy = [m for m in ('matcher.cli.app', 'matcher.config', 'pydantic', 'torch', 'faiss', 'sklearn', 'kiwipiepy') if m in sys.modules]; "
         "sys.stderr.write('HEAVY=' + ','.join(heavy))"
     )
     done = subprocess.run(

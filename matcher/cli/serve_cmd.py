@@ -94,7 +94,7 @@ def serve(
             review_below=review_below,
         )
         desk = Desk(load_matcher(cfg), settings)
-    _run(desk, cfg, sock, token, log_level, time.perf_counter() - start, announce)
+    _run(desk, cfg, config, sock, token, log_level, time.perf_counter() - start, announce)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -110,9 +110,17 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _source_digest(source: str | None) -> str | None:
+    from matcher.config_source import config_text, source_digest
+
+    found = config_text(source)
+    return source_digest(found[1]) if found else None
+
+
 def _run(
     desk,
     cfg: MatcherConfig,
+    source: str | None,
     sock: socket.socket,
     token: str | None,
     log_level: str,
@@ -150,11 +158,10 @@ def _run(
         uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=5)
     )
     sock.listen(2048)
-    path = (
-        write_server_file(cfg, ServerInfo(url, os.getpid(), config_fingerprint(cfg), token))
-        if announce
-        else None
+    info = ServerInfo(
+        url, os.getpid(), config_fingerprint(cfg), token, _source_digest(source), cfg.max_text_chars
     )
+    path = write_server_file(cfg, info) if announce else None
     console.print(
         f"[green]✓[/] 데스크 준비 완료: {url}  (레코드 {len(desk.matcher.indexes.records)}건, "
         f"로딩 {load_s:.1f}s, 피드백 {desk.settings.feedback_db}){' · 토큰 필요' if token else ''}",
