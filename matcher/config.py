@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import tomllib
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from matcher.atomic import write_text_atomic
+from matcher.config_source import DEFAULT_MODEL_DIR, PRESETS, config_text
 from matcher.problems import InputError, Problem, problems_from_validation
 
 Retriever = Literal["e5", "use", "bm25", "tfidf", "hashing"]
@@ -30,7 +30,7 @@ class MatcherConfig(BaseModel):
     name: str = "hybrid"
     catalog_dir: str = "data/institutes"
     index_dir: str = "models/index"
-    model_dir: str = "models"
+    model_dir: str = DEFAULT_MODEL_DIR
 
     # Retrieval: which retrievers, how many capability hits each returns per need.
     retrievers: tuple[Retriever, ...] = ("e5", "use", "bm25")
@@ -111,7 +111,6 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
-PRESETS = ("hybrid", "dense", "e5", "use", "bm25", "tfidf")
 REMOVED_KNOBS = ("search_threads",)
 """Knobs older saved configs may carry that no code read; dropped on load."""
 
@@ -140,19 +139,11 @@ def load_config(source: str | Path | None = None, **overrides: Any) -> MatcherCo
     Raises:
         InputError: the file is missing, is not TOML, or has unknown or invalid keys.
     """
-    if source is None:
-        source = "hybrid"
-    text: str
-    name = str(source)
-    if name in PRESETS and not Path(name).exists():
-        text = resources.files("matcher.configs").joinpath(f"{name}.toml").read_text(encoding="utf-8")
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise InputError(
-                [Problem(name, f"config file not found (or use a preset: {', '.join(PRESETS)})")]
-            )
-        text = path.read_text(encoding="utf-8")
+    found = config_text(source)
+    if found is None:
+        name = str(source)
+        raise InputError([Problem(name, f"config file not found (or use a preset: {', '.join(PRESETS)})")])
+    name, text = found
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
