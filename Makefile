@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format eval reranker baselines tune bench-smoke serve bench-desk clean
+.PHONY: setup demo test test-fast lint format eval reranker baselines tune bench-smoke serve bench-desk clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,10 +25,14 @@ demo: setup models/e5-small/runtime.json
 	$(BIN)/matcher index build
 	$(BIN)/matcher match "알루미늄 다이캐스팅 하우징에 기공 불량이 많고, 개선품은 차량 진동 내구 시험까지 받아야 합니다."
 
-## Quickstart 2: set up and run the tests (also what CI runs).
+## Quickstart 2: set up and run the tests (also what CI runs): every test, the slow ones included.
 test: setup
 	$(BIN)/ruff check matcher tests bench notebooks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+## The quick loop while editing: everything not marked slow (under a minute on an idle 2-core machine).
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check matcher tests bench notebooks

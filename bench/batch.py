@@ -66,18 +66,17 @@ def _config(args: argparse.Namespace):
 
 def child(args: argparse.Namespace) -> dict:
     """Runs in the subprocess: load the matcher, then time one mode."""
-    from matcher.batch import iter_rows, run_batch
-    from matcher.cli.batch_cmd import matching, open_query_cache
+    from matcher.batch import iter_rows, open_query_cache, run_batch
     from matcher.engine import Matcher
     from matcher.schema import Request
-    from matcher.threads import auto_threads, batch_threads, set_batch_threads
+    from matcher.threads import auto_threads, batch_threads, batches_with_auto_threads, set_batch_threads
 
     set_batch_threads(args.threads or auto_threads())
     cfg = _config(args)
     t0 = time.perf_counter()
     matcher = Matcher.from_config(cfg, rebuild=False)
     if args.mode in ("fill", "rerank"):
-        matcher = matcher.with_query_cache(open_query_cache(cfg, quiet=True))
+        matcher = matcher.with_query_cache(open_query_cache(cfg.model_dir)[0])
     load_s = time.perf_counter() - t0
     matcher.match("워밍업: 금형 코팅 시험 문의")  # lazy model and tokenizer initialisation
     warmup = matcher.query_cache_counts()
@@ -95,7 +94,9 @@ def child(args: argparse.Namespace) -> dict:
                 done += 1
     else:
         summary = run_batch(
-            matching(matcher, args.batch_size, auto=not args.threads, quiet=True),
+            batches_with_auto_threads(matcher, args.batch_size)
+            if not args.threads
+            else (lambda requests: matcher.match_many(requests, args.batch_size)),
             args.input,
             out,
             top=cfg.top,

@@ -6,14 +6,16 @@ Bounded (stops by itself): for each server mode, --clients concurrent clients ea
 encoder call, and the server's peak RSS. Beside it, in the same run on the same requests: one-at-a-time
 `Matcher.match` latency in a separate process, the peak RSS and wall time of one `matcher match
 --local` process (cold: what each request cost before the desk), and the wall time of `matcher match
---server URL` (the CLI answering through the running desk).
+--json` finding the running desk by its server file (WORKDIR/desk.json) and answering through it.
 
 Server modes: `off` (max_batch 1: no micro-batching, one request per encoder call), `queued`
-(window 0: requests already waiting share a call, none waits), and `window N ms`.
+(window 0: requests already waiting share a call, none waits), and `window N ms`; batching modes
+join at most --max-batch requests (default 4, the desk's default).
 
     python bench/desk_load.py                       # hybrid config, 20 clients x 10 requests
     python bench/desk_load.py --workdir /tmp/dl     # keep (and reuse) the index there
     python bench/desk_load.py --smoke               # CI: fixture catalog, hashing encoder, no timing
+    python bench/desk_load.py --batch-ab /tmp/dl/bench.toml /tmp/dl/requests.jsonl   # encoder calls only
 
 Everything binds 127.0.0.1 only; the index is built into the work dir (nothing under models/ is
 written; the converted e5 model is read from models/ when present). Requests are the texts of
@@ -108,6 +110,35 @@ def in_process(config_file: str, requests_file: str, n: int) -> None:
     print(json.dumps({"latencies_ms": latencies}))
 
 
+def batch_ab(config_file: str, requests_file: str, sizes: tuple[int, ...] = (4, 16), rounds: int = 4) -> None:
+    """The encoder-call effect alone: `match` in a loop vs one `match_batch` over the same requests,
+    alternating, in one process (no HTTP). Prints median ms per request for each call size."""
+    from matcher.config import load_config
+    from matcher.engine import Matcher
+    from matcher.schema import Request
+
+    texts = [json.loads(line)["text"] for line in Path(requests_file).read_text().splitlines()]
+    requests = [Request(id=f"r{i}", text=t) for i, t in enumerate(texts)]
+    matcher = Matcher.from_config(load_config(config_file))
+    for r in requests[:3]:
+        matcher.match(r)
+    print(f"{'per call':>8} {'one ms/req':>10} {'batch ms/req':>12} {'ratio':>6}")
+    for size in sizes:
+        one, batch = [], []
+        for k in range(rounds):
+            chunk = requests[k * size : (k + 1) * size]
+            start = time.perf_counter()
+            for r in chunk:
+                matcher.match(r)
+            one.append((time.perf_counter() - start) * 1000 / size)
+            start = time.perf_counter()
+            matcher.match_batch(chunk)
+            batch.append((time.perf_counter() - start) * 1000 / size)
+        a, b = statistics.median(one), statistics.median(batch)
+        print(f"{size:>8} {a:>10.0f} {b:>12.0f} {a / b:>6.2f}")
+    print(f"loadavg {os.getloadavg()[0]:.2f}")
+
+
 def proc_status_mb(pid: int, key: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):
@@ -120,7 +151,7 @@ def run_mode(args, label: str, window_ms: float, max_batch: int, texts: list[str
     url = f"http://127.0.0.1:{port}"
     work = Path(args.workdir) / f"desk-{label.replace(' ', '')}"
     command = cli(
-        "serve", "--port", str(port), "-C", args.config_file, "--no-announce",
+        "serve", "--port", str(port), "-C", args.config_file,
         "--window-ms", str(window_ms), "--max-batch", str(max_batch),
         "--feedback-db", str(work / "feedback.sqlite3"), "--work-dir", str(work), "--runs-dir", str(work),
     )  # fmt: skip
@@ -176,9 +207,7 @@ def run_mode(args, label: str, window_ms: float, max_batch: int, texts: list[str
 
         through = []
         for text in texts[: args.cli_runs]:
-            seconds, _, out = timed_child(
-                cli("match", "-C", args.config_file, "--server", url, "--json", text)
-            )
+            seconds, _, out = timed_child(cli("match", "-C", args.config_file, "--json", text))
             assert json.loads(out)["recommendations"] is not None
             through.append(seconds)
         row = {
@@ -229,11 +258,21 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=30, help="One-at-a-time API requests per mode.")
     parser.add_argument("--cli-runs", type=int, default=3, help="`matcher match --server` runs per mode.")
     parser.add_argument("--windows", default="off,0,2,5", help="Modes: off (no batching) and window ms.")
+    parser.add_argument("--max-batch", type=int, default=4, help="Most requests per call in batching modes.")
     parser.add_argument("--workdir", help="Keep the index here to reuse it (default: new temp dir).")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--json", dest="json_out", help="Also write the rows to this JSON file.")
     parser.add_argument("--in-process", nargs=3, metavar=("CONFIG", "REQUESTS", "N"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--batch-ab",
+        nargs=2,
+        metavar=("CONFIG", "REQUESTS"),
+        help="Only compare `match` in a loop with `match_batch` (4 and 16 per call) in this process.",
+    )
     args = parser.parse_args()
+    if args.batch_ab:
+        batch_ab(*args.batch_ab)
+        return
     if args.in_process:
         in_process(args.in_process[0], args.in_process[1], int(args.in_process[2]))
         return
@@ -280,7 +319,7 @@ def main() -> None:
     rows = []
     for mode in args.windows.split(","):
         label, window, max_batch = ("off", 0.0, 1) if mode == "off" else (
-            "queued" if float(mode) == 0 else f"window {mode} ms", float(mode), 16)  # fmt: skip
+            "queued" if float(mode) == 0 else f"window {mode} ms", float(mode), args.max_batch)  # fmt: skip
         rows.append(run_mode(args, label, window, max_batch, texts))
 
     load = os.getloadavg()[0]

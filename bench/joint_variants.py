@@ -21,10 +21,10 @@ sys.path.insert(0, str(ROOT))
 from matcher.config import load_config  # noqa: E402
 from matcher.datasets import load_labeled  # noqa: E402
 from matcher.engine import Matcher  # noqa: E402
+from matcher.evaluation.metrics import jaccard_first  # noqa: E402
 from matcher.evaluation.runner import make_row  # noqa: E402
+from matcher.evaluation.tune import JOINT_GRID  # noqa: E402
 from matcher.joint import JointPlanner, coverage, coverage_matrix  # noqa: E402
-
-GRID = list(itertools.product((0.0, 0.02, 0.05, 0.1), (0.02, 0.05, 0.1, 0.15, 0.2, 0.3), (4, 6, 8)))
 
 
 class Variant(JointPlanner):
@@ -63,11 +63,8 @@ def measure(matcher: Matcher, data) -> dict[str, float]:
     ranked = [r for r in rows if r.gold]
     single = [r for r in ranked if len(r.gold) == 1]
     multi = [r for r in ranked if len(r.gold) > 1]
-    first = [set(r.recommendations[0]) if r.recommendations else set() for r in ranked]
     return {
-        "jaccard": float(
-            np.mean([len(f & set(r.gold)) / len(f | set(r.gold)) for f, r in zip(first, ranked, strict=True)])
-        ),
+        "jaccard": float(np.mean([jaccard_first(r.recommendations, r.gold) for r in ranked])),
         "hit1_single": float(np.mean([r.metrics["hit@1"] for r in single])),
         "cover3_multi": float(np.mean([r.metrics["full_cover@3"] for r in multi])),
         "padded_single": float(np.mean([len(r.recommendations[0]) > 1 for r in single if r.recommendations])),
@@ -80,7 +77,7 @@ def measure(matcher: Matcher, data) -> dict[str, float]:
 def tuned(base, indexes, data, **variant) -> tuple:
     off = measure(Matcher(indexes, base.replace(joint=False)), data["train"])
     best = None
-    for penalty, margin, cands in GRID:
+    for penalty, margin, cands in JOINT_GRID:
         cfg = base.replace(joint_penalty=penalty, joint_margin=margin, joint_candidates=cands)
         m = Matcher(indexes, cfg, planner=Variant(**variant))
         s = measure(m, data["train"])

@@ -57,8 +57,8 @@ from matcher.config import MatcherConfig
 from matcher.encoders.base import Encoder, l2_normalize
 from matcher.encoders.cache import EmbeddingCache, content_key
 from matcher.engine import Matcher
+from matcher.hits import prepare
 from matcher.index_store import IndexSet, build_indexes
-from matcher.korean import split_needs
 from matcher.retrieval.dense import EXACT_UP_TO, CapabilityIndex, DenseRetriever, encode_records
 from matcher.schema import Request
 from matcher.synth import (
@@ -146,15 +146,10 @@ def query_texts(requests: Sequence[Request], cfg: MatcherConfig, spans: list[int
 
     `spans`, if given, receives the number of queries of each request.
     """
-    out = []
-    for r in requests:
-        text = r.full_text()[: cfg.max_text_chars]
-        needs = split_needs(text, max_needs=cfg.max_needs, min_chars=cfg.min_need_chars)
-        queries = [text, *(needs if len(needs) >= 2 else [])]
-        out += queries
-        if spans is not None:
-            spans.append(len(queries))
-    return out
+    prepared = prepare(requests, cfg)
+    if spans is not None:
+        spans += [b - a for a, b in prepared.spans]
+    return prepared.queries
 
 
 def use_config(tmp: Path, **changes) -> MatcherConfig:

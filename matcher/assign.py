@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from matcher.atomic import atomic_write
+from matcher.datasets import iter_jsonl
 from matcher.problems import InputError, Problem
 
 
@@ -223,24 +224,16 @@ def read_cases(path: str | Path, fmt: str, top: int) -> Iterator[Case]:
                         options.append(Option(k, tuple(members.split("+")), float(row[f"rank{k}_score"])))
                 yield Case(row["id"], tuple(options), row["abstained"] == "true")
         return
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            data = json.loads(line)
-            options = tuple(
-                Option(r["rank"], tuple(r["institutes"]), float(r["score"])) for r in data["recommendations"]
-            )
-            yield Case(data["id"], options, bool(data["abstained"]))
+    for _, line in iter_jsonl(path):
+        data = json.loads(line)
+        options = tuple(
+            Option(r["rank"], tuple(r["institutes"]), float(r["score"])) for r in data["recommendations"]
+        )
+        yield Case(data["id"], options, bool(data["abstained"]))
 
 
 def write_assignment(path: str | Path, assignment: Assignment) -> None:
     """One line per case; written to a temporary file and renamed, so it is never half there."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_write(path, fsync=True) as fh:
         for choice in assignment.choices:
             fh.write(json.dumps(choice.to_dict(), ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

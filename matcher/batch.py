@@ -20,6 +20,7 @@ import fcntl
 import io
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from matcher.encoders.query_cache import QueryVectorStore
 from matcher.problems import InputError, Problem, problems_from_validation
 from matcher.result import MatchResult
 from matcher.schema import Request
@@ -39,6 +41,16 @@ MatchFn = Callable[[Iterable[Request]], Iterator[MatchResult]]
 
 FSYNC_EVERY = 200
 ERRORS_SUFFIX = ".errors.jsonl"
+
+
+def open_query_cache(model_dir: str | Path) -> tuple[QueryVectorStore | None, str | None]:
+    """The shared query-vector store under MODEL_DIR/cache, or (None, why) when it cannot be opened:
+    a damaged cache costs speed, never the run."""
+    path = Path(model_dir) / "cache" / "queries.sqlite"
+    try:
+        return QueryVectorStore(path), None
+    except (sqlite3.Error, OSError) as exc:
+        return None, f"{path}: {exc}"
 
 
 def detect_format(path: str | Path) -> Format:

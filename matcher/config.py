@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from matcher.atomic import write_text_atomic
+from matcher.config_source import DEFAULT_MODEL_DIR, PRESETS, config_text
 from matcher.problems import InputError, Problem, problems_from_validation
 
 Retriever = Literal["e5", "use", "bm25", "tfidf", "hashing"]
@@ -29,7 +31,7 @@ class MatcherConfig(BaseModel):
     name: str = "hybrid"
     catalog_dir: str = "data/institutes"
     index_dir: str = "models/index"
-    model_dir: str = "models"
+    model_dir: str = DEFAULT_MODEL_DIR
 
     # Retrieval: which retrievers, how many capability hits each returns per need.
     retrievers: tuple[Retriever, ...] = ("e5", "use", "bm25")
@@ -82,7 +84,6 @@ class MatcherConfig(BaseModel):
     hnsw_m: int = 32
     hnsw_ef_search: int = 512
     ivf_nprobe: int = 128
-    search_threads: int = 1
 
     # Learned re-ranker (a JSON file written by `matcher train reranker`), optional.
     reranker: str | None = None
@@ -106,7 +107,7 @@ class MatcherConfig(BaseModel):
         return "\n".join(lines) + "\n"
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_toml(), encoding="utf-8")
+        write_text_atomic(path, self.to_toml())
 
 
 def _toml_value(value: Any) -> str:
@@ -119,7 +120,8 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
-PRESETS = ("hybrid", "hybrid-base", "dense", "e5", "use", "bm25", "tfidf")
+REMOVED_KNOBS = ("search_threads",)
+"""Knobs older saved configs may carry that no code read; dropped on load."""
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
@@ -146,23 +148,17 @@ def load_config(source: str | Path | None = None, **overrides: Any) -> MatcherCo
     Raises:
         InputError: the file is missing, is not TOML, or has unknown or invalid keys.
     """
-    if source is None:
-        source = "hybrid"
-    text: str
-    name = str(source)
-    if name in PRESETS and not Path(name).exists():
-        text = resources.files("matcher.configs").joinpath(f"{name}.toml").read_text(encoding="utf-8")
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise InputError(
-                [Problem(name, f"config file not found (or use a preset: {', '.join(PRESETS)})")]
-            )
-        text = path.read_text(encoding="utf-8")
+    found = config_text(source)
+    if found is None:
+        name = str(source)
+        raise InputError([Problem(name, f"config file not found (or use a preset: {', '.join(PRESETS)})")])
+    name, text = found
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError([Problem(name, f"invalid TOML: {exc}")]) from None
+    for key in REMOVED_KNOBS:  # configs saved by older versions still load
+        data.pop(key, None)
     if name in PRESETS and not Path(name).exists() and isinstance(data.get("reranker"), str):
         # A preset's model file ships beside it in the package (matcher/configs/), wherever we run from.
         data["reranker"] = str(Path(str(resources.files("matcher.configs"))) / data["reranker"])

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from matcher.atomic import atomic_write
 from matcher.catalog import Catalog
 from matcher.problems import InputError, Problem
 
@@ -260,11 +261,8 @@ class FeedbackStore:
         """Write labeled JSONL (`load_labeled` reads it). Requests with only rejections carry no
         `institutes`: `load_labeled` would read them as "fits no institute", so `gold_only` leaves
         them out of files used for evaluation."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         report = ExportReport(str(path))
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with atomic_write(path) as fh:
             for fb in self.all():
                 if not fb.accepted:
                     report.rejected_only += 1
@@ -275,5 +273,4 @@ class FeedbackStore:
                     report.with_gold += 1
                 fh.write(json.dumps(fb.to_labeled(), ensure_ascii=False) + "\n")
                 report.written += 1
-        tmp.replace(path)
         return report

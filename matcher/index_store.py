@@ -27,7 +27,6 @@ from matcher.config import MatcherConfig
 from matcher.encoders.query_cache import CachingEncoder, QueryVectorStore
 from matcher.hits import Retrieved
 from matcher.retrieval.base import Progress, Retriever
-from matcher.retrieval.dense import DenseRetriever
 from matcher.retrieval.registry import REGISTRY, retriever_class
 from matcher.schema import Capability
 
@@ -58,20 +57,19 @@ class IndexSet:
 
     def with_query_cache(self, store: QueryVectorStore) -> IndexSet:
         """The same indexes, dense retrievers answering query texts seen before from `store`."""
-        retrievers = {
-            n: r.with_encoder(CachingEncoder(r.encoder, store)) if isinstance(r, DenseRetriever) else r
-            for n, r in self.retrievers.items()
-        }
+        retrievers = {n: r.with_query_cache(store) for n, r in self.retrievers.items()}
         return IndexSet(self.catalog, self.records, self.owner, retrievers, self.manifest)
 
     def query_cache_counts(self) -> dict[str, int]:
         """Texts answered from the query cache and texts encoded, over every dense retriever."""
-        cached = [
-            r.encoder
-            for r in self.retrievers.values()
-            if isinstance(r, DenseRetriever) and isinstance(r.encoder, CachingEncoder)
-        ]
+        encoders = (getattr(r, "encoder", None) for r in self.retrievers.values())
+        cached = [e for e in encoders if isinstance(e, CachingEncoder)]
         return {"reused": sum(e.reused for e in cached), "encoded": sum(e.encoded for e in cached)}
+
+
+def record_texts(records: Sequence[Capability]) -> list[str]:
+    """The text each record is indexed by, in index order."""
+    return [r.text() for r in records]
 
 
 def _owner(catalog: Catalog, records: Sequence[Capability]) -> np.ndarray:
@@ -141,7 +139,15 @@ def _entry(manifest: dict, name: str) -> dict | None:
 
 
 def staleness(manifest: dict | None, catalog: Catalog, config: MatcherConfig) -> list[str]:
-    """Reasons the saved index cannot serve this catalog and config (empty: it can)."""
+    """Reasons the saved index cannot serve this catalog and config (empty: it can).
+
+    Every retriever is asked even without an index, so a missing model (`ModelNotFound`) surfaces
+    here rather than halfway through a rebuild."""
+    per_retriever = [
+        reason
+        for name in config.retrievers
+        for reason in retriever_class(name).staleness(name, _entry(manifest or {}, name), config)
+    ]
     if manifest is None:
         return ["no index has been built yet"]
     reasons = []
@@ -149,9 +155,7 @@ def staleness(manifest: dict | None, catalog: Catalog, config: MatcherConfig) ->
         reasons.append(
             f"the catalog changed (index {manifest.get('catalog_hash')}, catalog {catalog.content_hash})"
         )
-    for name in config.retrievers:
-        reasons += retriever_class(name).staleness(name, _entry(manifest, name), config)
-    return reasons
+    return reasons + per_retriever
 
 
 def load_indexes(

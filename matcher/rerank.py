@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, get_args
 
 import numpy as np
 
+from matcher.atomic import write_text_atomic
 from matcher.config import Retriever
 from matcher.problems import InputError, Problem
 from matcher.region import REGION_FEATURES
@@ -213,11 +214,7 @@ class LinearReranker:
         }
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1))
 
     @classmethod
     def from_dict(cls, data: dict, *, source: str = "reranker") -> LinearReranker:

@@ -10,8 +10,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from itertools import islice
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matcher.engine import Matcher
+    from matcher.result import MatchResult
+    from matcher.schema import Request
 
 _batch_threads: int | None = None
 
@@ -68,3 +75,28 @@ def torch_threads(threads: int) -> Iterator[None]:
         _batch_threads = previous_batch
         if torch is not None and previous is not None:
             torch.set_num_threads(previous)
+
+
+def batches_with_auto_threads(
+    matcher: Matcher, batch_size: int, on_change: Callable[[int, int], None] | None = None
+) -> Callable[[Iterable[Request]], Iterator[MatchResult]]:
+    """`Matcher.match_many`, re-choosing the batch thread count before each batch (`auto_threads`).
+
+    A run of hours outlives the load it started under, and 2 threads on a core that another job takes
+    are several times slower than 1. `on_change(old, new)` is told of every change.
+    """
+
+    def match(requests: Iterable[Request]) -> Iterator[MatchResult]:
+        source = iter(requests)
+        first = True
+        while chunk := list(islice(source, batch_size)):
+            current = batch_threads() or 1
+            wanted = auto_threads(own=0.0 if first else current)
+            if wanted != current:
+                set_batch_threads(wanted)
+                if on_change:
+                    on_change(current, wanted)
+            first = False
+            yield from matcher.match_batch(chunk)
+
+    return match

@@ -23,7 +23,7 @@ from matcher.batch import (
     run_batch,
 )
 from matcher.cli.app import app
-from matcher.cli.batch_cmd import ProgressReporter, matching
+from matcher.cli.batch_cmd import ProgressReporter
 from matcher.problems import InputError
 from matcher.schema import Request
 from matcher.threads import auto_threads
@@ -328,16 +328,26 @@ def test_auto_threads_uses_only_idle_cores():
     assert auto_threads(2, 1.0, own=1) == 2
 
 
-def test_auto_thread_matching_gives_the_same_results(fast_matcher, monkeypatch):
+def test_auto_thread_batches_follow_the_load_and_give_the_same_results(fast_matcher, monkeypatch):
     import torch
 
-    requests = [Request.model_validate(r) for r in REQUESTS]
-    loads = iter([0.0, 5.0, 0.0, 5.0])
-    monkeypatch.setattr("matcher.batch.os.getloadavg", lambda: (next(loads, 0.0), 0.0, 0.0))
-    before = torch.get_num_threads()
-    try:
-        auto = list(matching(fast_matcher, 3, auto=True, quiet=True)(requests))
-    finally:
-        torch.set_num_threads(before)
-    fixed = list(fast_matcher.match_many(requests, 3))
+    from matcher.threads import batches_with_auto_threads, torch_threads
+
+    requests = [Request.model_validate(r) for r in REQUESTS][:12]
+    monkeypatch.setattr("matcher.threads.os.cpu_count", lambda: 2)
+    loads = iter([0.0, 5.0, 0.0, 5.0])  # idle, busy, idle, busy: one load reading per batch of 3
+    monkeypatch.setattr("matcher.threads.os.getloadavg", lambda: (next(loads, 0.0), 0.0, 0.0))
+    seen, changes = [], []
+    original = fast_matcher.match_batch
+
+    def spy(batch):
+        seen.append(torch.get_num_threads())
+        return original(batch)
+
+    monkeypatch.setattr(fast_matcher, "match_batch", spy)
+    with torch_threads(1):  # the command's context: the batch and torch counts are restored after it
+        auto = list(batches_with_auto_threads(fast_matcher, 3, lambda a, b: changes.append((a, b)))(requests))
+    assert seen == [2, 1, 2, 1][: len(seen)] and len(seen) == -(-len(requests) // 3)
+    assert changes == [(1, 2), (2, 1), (1, 2), (2, 1)][: len(seen)]
+    fixed = list(original(requests))
     assert without_latency([r.to_dict() for r in auto]) == without_latency([r.to_dict() for r in fixed])

@@ -76,12 +76,29 @@ def test_scores_are_probabilities_and_zero_without_evidence(trained):
     assert 0 < scores[0] < 1 and 0 < scores[1] < 1 and scores[2] == 0
 
 
-def test_report_cross_validates_and_prior_covers_catalog(trained):
-    _, matcher, *_, model, report, _ = trained
-    assert report["C"] in {float(c) for c in report["cv_by_C"]}
-    assert 0 <= report["cv_mrr"] <= 1 and 0 <= report["base_mrr"] <= 1
-    assert set(model.prior) == set(matcher.catalog.institute_ids)
-    assert model.prior_default < min(model.prior.values())
+def test_report_picks_the_best_c_and_the_prior_counts_gold(trained):
+    _, matcher, golds, data, model, report, _ = trained
+    cv = {float(c): v for c, v in report["cv_by_C"].items()}
+    assert report["C"] == min(
+        c for c, v in cv.items() if v == max(cv.values())
+    )  # best CV MRR, then smaller C
+    assert round(report["cv_mrr"], 4) == cv[report["C"]]
+    # base MRR: the engine's own order (score column), first gold institute's reciprocal rank
+    ids = matcher.catalog.institute_ids
+    rr = []
+    for gold, rows in zip(golds, data.features, strict=True):
+        if gold.gold:
+            score = rows[:, SCORE_COL]
+            order = [i for i in np.lexsort((np.arange(len(score)), -score)) if score[i] > 0]
+            ranks = [r for r, i in enumerate(order, 1) if ids[i] in gold.gold]
+            rr.append(1 / ranks[0] if ranks else 0.0)
+    assert report["base_mrr"] == pytest.approx(np.mean(rr))
+    # prior: add-one smoothed log frequency of each institute as gold in the training requests
+    n_inst = len(ids)
+    for inst in ids:
+        count = sum(inst in g.gold for g in golds)
+        assert model.prior[inst] == pytest.approx(np.log((count + 1) / (len(golds) + n_inst)))
+    assert model.prior_default == pytest.approx(np.log(1 / (len(golds) + n_inst)))
 
 
 def test_load_rejects_bad_files(tmp_path, trained):

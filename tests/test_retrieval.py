@@ -19,6 +19,10 @@ DOCS = ["세라믹 소결로 운용", "차량 전장부품 EMC 시험", "SiC 전
 
 def test_registry_names_every_config_retriever_and_nothing_else():
     assert set(REGISTRY) == set(get_args(RetrieverName))
+    for name in REGISTRY:
+        cls = retriever_class(name)
+        assert cls.section in ("dense", "lexical")
+        assert all(callable(getattr(cls, m, None)) for m in ("build", "load", "staleness", "search")), name
     with pytest.raises(ValueError, match="unknown retriever 'nope'"):
         retriever_class("nope")
 

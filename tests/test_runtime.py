@@ -193,3 +193,13 @@ def test_one_pass_span_vectors(exported):
     assert np.allclose(np.linalg.norm(parts, axis=1), 1.0, atol=1e-5)
     assert np.sum(parts[0] * parts[1]) < 0.99  # the two halves pool different tokens
     assert np.sum(parts[2] * whole[0]) > 0.99  # all of the text: the whole less prompt and specials
+
+
+def test_doctor_without_a_model_exits_3(tmp_path):
+    from typer.testing import CliRunner
+
+    from matcher.cli.app import app
+
+    result = CliRunner().invoke(app, ["model", "doctor", "--model", "nope", "--model-dir", str(tmp_path)])
+    assert result.exit_code == 3
+    assert "matcher model install" in result.output

@@ -8,15 +8,18 @@ installs both).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from matcher.serve.desk import desk_request_id
-from tests.conftest import ROOT
+from tests.conftest import FIXTURE_REQUESTS, ROOT
 from tests.desk_server import start_desk
 
 CHROMIUM = os.environ.get("MATCHER_CHROMIUM", "/usr/bin/chromium")
@@ -101,6 +104,26 @@ def test_desk_round_trip_in_chromium(desk, page):
     assert "기존 기록 — 수락" in page.locator("#feedback-status").inner_text()
 
 
+def test_joint_team_shows_each_members_needs(desk, page):
+    """A request whose best answer is a team (fixture request fx-06): members and their needs are shown."""
+    text = "스테인리스 볼트가 해안가 설치 후 6개월 만에 부러졌습니다. 파단면 분석 원합니다."
+    expected = desk.post("/api/match", {"text": text})
+    joint = [r for r in expected["recommendations"] if r["kind"] == "joint"]
+    assert joint, "the fixture request no longer yields a joint team: pick another for this test"
+    page.goto(desk.url + "/")
+    page.fill("#text", text)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#result")
+    card = page.locator("li.rec.joint").first
+    assert card.locator(".badge").inner_text() == "융복합"
+    members = card.locator("ul.members li").all_inner_texts()
+    assert len(members) == len(joint[0]["covers"])
+    for member, cover in zip(members, joint[0]["covers"], strict=True):
+        assert "담당:" in member and f"{cover['coverage'] * 100:.0f}%" in member
+    assert card.locator(".ev-inst").count() == sum(len(r["evidence"]) for r in joint[:1])
+    page.screenshot(path=str(ARTIFACTS / "desk-joint.png"), full_page=True)
+
+
 def test_catalog_batch_and_evaluation_pages_render(desk, page):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.goto(desk.url + "/catalog?q=EMC")
@@ -115,6 +138,17 @@ def test_catalog_batch_and_evaluation_pages_render(desk, page):
     row = page.locator("tr[data-job]").first
     assert row.locator(".done").inner_text() == "1" and row.locator(".errors").inner_text() == "1"
     page.screenshot(path=str(ARTIFACTS / "desk-batch.png"), full_page=True)
+    out = desk.config_file.parent / "runs" / "fixture-dev"
+    done = subprocess.run(
+        [sys.executable, "-m", "matcher", "evaluate", "-d", str(FIXTURE_REQUESTS), "-C", str(desk.config_file),
+         "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    page.goto(desk.url + "/evaluation")
+    bars = page.locator("svg.chart rect.track").count()
+    assert bars == len(json.loads((out / "summary.json").read_text())["per_institute"]) > 0
+    page.screenshot(path=str(ARTIFACTS / "desk-evaluation.png"), full_page=True)
     page.goto(desk.url + "/docs")  # Swagger UI from the bundled package: renders with no network
     page.wait_for_selector(".swagger-ui .info .title", timeout=60_000)
     assert "기술애로 매칭 데스크" in page.locator(".swagger-ui .info .title").inner_text()

@@ -137,4 +137,5 @@ def test_evaluation_page_shows_runs_and_recall_chart(client, desk, fast_config_f
     summary = json.loads((out / "summary.json").read_text())
     assert page.count('class="track"') == len(summary["per_institute"]) > 0
     for inst, v in summary["per_institute"].items():
-        assert f"<title>{inst}: {v['recall@3']:.2f} (n={v['n']})</title>" in page
+        name = desk.catalog.institute(inst).name_ko
+        assert f"<title>{name} ({inst}): {v['recall@3']:.2f} (n={v['n']})</title>" in page

@@ -57,7 +57,7 @@ def test_plain_match_json_is_answered_before_the_full_cli_loads(desk):
     """`matcher match --json` through a desk imports neither the command modules nor torch."""
     probe = (
         "import sys; from matcher.cli.entry import main; main(); "
-        "heavy = [m for m in ('matcher.cli.app', 'torch', 'faiss', 'sklearn', 'kiwipiepy') if m in sys.modules]; "
+        "heavy = [m for m in ('matcher.cli.app', 'matcher.config', 'pydantic', 'torch', 'faiss', 'sklearn', 'kiwipiepy') if m in sys.modules]; "
         "sys.stderr.write('HEAVY=' + ','.join(heavy))"
     )
     done = subprocess.run(
@@ -145,3 +145,17 @@ def test_sigkill_mid_burst_loses_no_acknowledged_feedback(tmp_path):
         assert data["accepted"] == ["kims"] and data["rejected"] == ["ktl"]
     finally:
         again.stop()
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, -signal.SIGTERM), (signal.SIGINT, 0)])
+def test_stop_signals_shut_down_cleanly_and_remove_the_server_file(tmp_path, sig, code):
+    """uvicorn shuts down gracefully, then re-raises SIGTERM: the desk's cleanup runs before that.
+    Ctrl-C (SIGINT) ends with exit code 0."""
+    desk = start_desk(tmp_path / "b")
+    assert server_file(desk.config).is_file()
+    desk.process.send_signal(sig)
+    desk.process.wait(timeout=60)
+    log = desk.log.read_text()
+    assert desk.process.returncode == code, log
+    assert not server_file(desk.config).exists()
+    assert "Traceback" not in log

@@ -175,3 +175,29 @@ def test_token_link_sets_a_cookie_and_drops_the_token_from_the_url(desk):
         assert c.post("/api/match", json={"text": "다이캐스팅 기공"}).status_code == 200
     with TestClient(create_app(desk, token=TOKEN)) as fresh:
         assert fresh.get("/", params={"token": "nope"}).status_code == 401
+
+
+def test_cross_site_writes_are_refused(client, desk):
+    before = count_rows(desk)
+    body = {"request_id": "csrf", "text": "몰래", "accepted": ["kims"]}
+    evil = client.post("/api/feedback", json=body, headers={"Origin": "https://evil.example"})
+    assert evil.status_code == 403 and "cross-site" in evil.json()["error"]
+    form = client.post(
+        "/batch", files={"file": ("a.jsonl", b'{"id": "1", "text": "x"}\n')}, headers={"Origin": "null"}
+    )
+    assert form.status_code == 403
+    assert count_rows(desk) == before
+    same = client.post("/api/feedback", json=body, headers={"Origin": "http://testserver"})
+    assert same.status_code == 200
+
+
+def test_foreign_host_names_are_refused_on_loopback(desk):
+    from matcher.serve.security import loopback_hosts
+
+    with TestClient(
+        create_app(desk, allowed_hosts=loopback_hosts("127.0.0.1")), base_url="http://127.0.0.1:8765"
+    ) as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/healthz", headers={"Host": "localhost:8765"}).status_code == 200
+        rebound = c.get("/healthz", headers={"Host": "evil.example:8765"})
+        assert rebound.status_code == 403 and "not allowed" in rebound.json()["error"]

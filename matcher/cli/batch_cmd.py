@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import shlex
 import signal
-import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,14 +19,11 @@ import typer
 from rich.table import Table
 
 from matcher.assign import Assignment, assign, load_capacity, read_cases, write_assignment
-from matcher.batch import BatchSummary, MatchFn, detect_format, errors_path, run_batch
-from matcher.cli.engine_cmd import ConfigOpt, JsonFlag, load_matcher
+from matcher.batch import BatchSummary, MatchFn, detect_format, errors_path, open_query_cache, run_batch
+from matcher.cli.engine_cmd import load_matcher
+from matcher.cli.options import ConfigOpt, JsonFlag, SetOpt, TopOpt, cli_config
 from matcher.cli.output import EXIT_INPUT, EXIT_OK, console, err_console, fail, print_json, user_errors
-from matcher.config import MatcherConfig, load_config
-from matcher.encoders.query_cache import QueryVectorStore
-from matcher.result import MatchResult
-from matcher.schema import Request
-from matcher.threads import auto_threads, batch_threads, set_batch_threads, torch_threads
+from matcher.threads import auto_threads, batches_with_auto_threads, torch_threads
 
 if TYPE_CHECKING:
     from matcher.engine import Matcher
@@ -53,10 +48,9 @@ def batch(
         OutputFormat | None,
         typer.Option("--format", help="Output format (default: from the --out extension, else jsonl)."),
     ] = None,
-    top: Annotated[
-        int | None, typer.Option("--top", "-k", min=1, help="Recommendations per request.")
-    ] = None,
+    top: TopOpt = None,
     config: ConfigOpt = None,
+    overrides: SetOpt = None,
     id_column: Annotated[str, typer.Option(help="Input column (or JSON key) holding the request id.")] = "id",
     text_column: Annotated[
         str, typer.Option(help="Input column (or JSON key) holding the request text.")
@@ -100,15 +94,15 @@ def batch(
     130 interrupted (re-run the same command to resume).
     """
     do_assign = do_assign or capacity is not None
-    if do_assign and capacity is None:
-        fail("--assign needs --capacity CAPACITY.csv (columns institute,capacity).", EXIT_INPUT)
     out_fmt = fmt.value if fmt else detect_format(out)
     with user_errors(as_json), torch_threads(threads or auto_threads()):
-        cfg = load_config(config, top=top)
+        if do_assign and capacity is None:
+            fail("--assign needs --capacity CAPACITY.csv (columns institute,capacity).", EXIT_INPUT)
+        cfg = cli_config(config, overrides, top=top)
         if not input_file.is_file():
             fail(f"{input_file}: 입력 파일이 없습니다 (input file not found)", EXIT_INPUT)
         matcher = load_matcher(cfg)
-        store = open_query_cache(cfg, quiet=as_json) if query_cache else None
+        store = _query_cache(cfg.model_dir, quiet=as_json) if query_cache else None
         if store is not None:
             matcher = matcher.with_query_cache(store)
         caps = load_capacity(capacity, matcher.catalog.resolve) if capacity is not None else None
@@ -135,7 +129,7 @@ def batch(
             write_assignment(f"{out}.assignment.jsonl", assignment)
 
     resume = _resume_command(
-        input_file, out, fmt, top, config, id_column, text_column, capacity, threads, query_cache
+        input_file, out, fmt, top, config, overrides, id_column, text_column, capacity, threads, query_cache
     )
     data: dict[str, Any] = summary.to_dict()
     if store is not None:
@@ -166,42 +160,27 @@ def batch(
 
 
 def matching(matcher: Matcher, batch_size: int, *, auto: bool, quiet: bool) -> MatchFn:
-    """`Matcher.match_many`, except that with `auto` the encoder thread count is re-chosen before each batch
-    (`auto_threads`): a run of hours outlives the load it started under, and 2 threads on a core that
-    another job takes are several times slower than 1."""
+    """`Matcher.match_many`, or with `auto` the thread policy's batches (`threads`), noting changes."""
     if not auto:
         return lambda requests: matcher.match_many(requests, batch_size)
 
-    def match(requests: Iterable[Request]) -> Iterator[MatchResult]:
-        source = iter(requests)
-        first = True
-        while chunk := list(islice(source, batch_size)):
-            current = batch_threads() or 1
-            wanted = auto_threads(own=0.0 if first else current)
-            if wanted != current:
-                set_batch_threads(wanted)
-                if not quiet:
-                    err_console.print(f"[dim]스레드 {current} → {wanted} (유휴 코어 기준)[/]")
-            first = False
-            yield from matcher.match_batch(chunk)
-
-    return match
-
-
-def open_query_cache(cfg: MatcherConfig, *, quiet: bool) -> QueryVectorStore | None:
-    """The shared query-vector store, or None (with a warning) when it cannot be opened: a damaged cache
-    costs speed, never the run."""
-    path = Path(cfg.model_dir) / "cache" / "queries.sqlite"
-    try:
-        return QueryVectorStore(path)
-    except (sqlite3.Error, OSError) as exc:
+    def notice(current: int, wanted: int) -> None:
         if not quiet:
-            err_console.print(
-                f"[yellow]{path}: 질의 벡터 캐시를 열 수 없어 캐시 없이 진행합니다 ({exc}). "
-                "파일을 지우면 다시 만들어집니다.[/]",
-                highlight=False,
-            )
-        return None
+            err_console.print(f"[dim]스레드 {current} → {wanted} (유휴 코어 기준)[/]")
+
+    return batches_with_auto_threads(matcher, batch_size, notice)
+
+
+def _query_cache(model_dir: str, *, quiet: bool):
+    """The query-vector store, or None with a warning (the run goes on without it)."""
+    store, problem = open_query_cache(model_dir)
+    if problem and not quiet:
+        err_console.print(
+            f"[yellow]{problem}: 질의 벡터 캐시를 열 수 없어 캐시 없이 진행합니다. "
+            "파일을 지우면 다시 만들어집니다.[/]",
+            highlight=False,
+        )
+    return store
 
 
 # ---------------------------------------------------------------------------------------------- progress
@@ -327,6 +306,7 @@ def _resume_command(
     fmt: OutputFormat | None,
     top: int | None,
     config: str | None,
+    overrides: list[str] | None,
     id_column: str,
     text_column: str,
     capacity: Path | None,
@@ -345,6 +325,8 @@ def _resume_command(
     ):
         if value is not None and value != default:
             parts += [flag, str(value)]
+    for pair in overrides or []:
+        parts += ["--set", pair]
     if not query_cache:
         parts.append("--no-query-cache")
     return shlex.join(parts)

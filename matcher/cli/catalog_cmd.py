@@ -10,6 +10,7 @@ from rich.table import Table
 
 from matcher.catalog import load_catalog
 from matcher.catalog_checks import lint, sourced_counts
+from matcher.cli.options import JsonFlag
 from matcher.cli.output import EXIT_INPUT, console, err_console, print_json, user_errors
 from matcher.importer import import_table
 from matcher.schema import KIND_LABEL_KO, CapabilityKind
@@ -19,7 +20,6 @@ app = typer.Typer(help="Validate, summarise and import the institute catalog.", 
 CatalogDir = Annotated[
     Path, typer.Option("--catalog", "-c", help="Catalog directory of <institute>.yaml files.")
 ]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
 @app.command()

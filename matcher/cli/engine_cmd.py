@@ -11,8 +11,10 @@ import typer
 from rich.table import Table
 
 from matcher.catalog import load_catalog
+from matcher.cli.options import ConfigOpt, JsonFlag, SetOpt, TopOpt, cli_config
 from matcher.cli.output import (
     EXIT_INPUT,
+    EXIT_STATE,
     StateError,
     console,
     err_console,
@@ -21,21 +23,11 @@ from matcher.cli.output import (
     progress_callback,
     user_errors,
 )
-from matcher.config import MatcherConfig, load_config, parse_overrides
-from matcher.index_store import StaleIndex, build_indexes, read_manifest
+from matcher.config import MatcherConfig
+from matcher.index_store import build_indexes, read_manifest, staleness
 from matcher.result import MatchResult
 from matcher.schema import KIND_LABEL_KO, CapabilityKind, Request
 from matcher.threads import auto_threads, torch_threads
-
-ConfigOpt = Annotated[
-    str | None,
-    typer.Option("--config", "-C", help="TOML config file or preset (hybrid, dense, bm25, tfidf, use)."),
-]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option("--set", help="Override a config knob, e.g. --set joint=false --set rrf_k=30 (repeatable)."),
-]
 
 model_app = typer.Typer(help="Install and list encoder models (all offline).", no_args_is_help=True)
 index_app = typer.Typer(help="Build and inspect the capability indexes.", no_args_is_help=True)
@@ -176,10 +168,10 @@ def model_list(
 
 
 @index_app.command("build")
-def index_build(config: ConfigOpt = None, as_json: JsonFlag = False) -> None:
+def index_build(config: ConfigOpt = None, overrides: SetOpt = None, as_json: JsonFlag = False) -> None:
     """Encode the catalog (re-encoding only changed records) and save the FAISS and BM25 indexes."""
     with user_errors(as_json), torch_threads(auto_threads()):
-        cfg = load_config(config)
+        cfg = cli_config(config, overrides)
         catalog = load_catalog(cfg.catalog_dir)
         report, close = _progress("색인 생성")
         start = time.perf_counter()
@@ -207,20 +199,28 @@ def _all_retrievers(cfg: MatcherConfig) -> list[str]:
 
 
 @index_app.command("info")
-def index_info(config: ConfigOpt = None, as_json: JsonFlag = False) -> None:
-    """Show the saved index manifest and whether it is stale for the current catalog."""
+def index_info(config: ConfigOpt = None, overrides: SetOpt = None, as_json: JsonFlag = False) -> None:
+    """Show the saved index manifest and whether it is stale for the current catalog and config.
+
+    JSON shape: the manifest (without record ids) plus {"index_dir", "exists", "stale", "stale_reasons",
+    "current_catalog_hash"}. Exit codes: 0 shown (stale or not), 2 bad config, 3 no index yet.
+    """
     with user_errors(as_json):
-        cfg = load_config(config)
+        cfg = cli_config(config, overrides)
         catalog = load_catalog(cfg.catalog_dir)
-    manifest = read_manifest(cfg.index_dir)
-    if manifest is None:
-        if as_json:
-            print_json({"index_dir": cfg.index_dir, "exists": False})
-            raise typer.Exit(3)
-        fail(f"{cfg.index_dir}에 색인이 없습니다. `matcher index build`로 만드세요.", 3)
-    stale = manifest["catalog_hash"] != catalog.content_hash
+        manifest = read_manifest(cfg.index_dir)
+        if manifest is None:
+            fail(f"{cfg.index_dir}에 색인이 없습니다. `matcher index build`로 만드세요.", EXIT_STATE)
+        reasons = staleness(manifest, catalog, cfg)
+    stale = bool(reasons)
     info = {k: v for k, v in manifest.items() if k != "record_ids"}
-    info.update(index_dir=cfg.index_dir, exists=True, stale=stale, current_catalog_hash=catalog.content_hash)
+    info.update(
+        index_dir=cfg.index_dir,
+        exists=True,
+        stale=stale,
+        stale_reasons=reasons,
+        current_catalog_hash=catalog.content_hash,
+    )
     if as_json:
         print_json(info)
         return
@@ -229,11 +229,16 @@ def index_info(config: ConfigOpt = None, as_json: JsonFlag = False) -> None:
         console.print(f"  dense {name}: {entry['encoder_id']} dim={entry['dim']} {entry['index_type']}")
     for name in manifest["lexical"]:
         console.print(f"  lexical {name}")
-    console.print("[red]최신이 아님 (stale): `matcher index build`[/]" if stale else "[green]최신 상태[/]")
+    if stale:
+        console.print(f"[red]최신이 아님 (stale): {'; '.join(reasons)}. `matcher index build`[/]")
+    else:
+        console.print("[green]최신 상태[/]")
 
 
 def load_matcher(cfg: MatcherConfig):
-    """The matcher for a config; a missing or stale index is (re)built once, with a notice."""
+    """The matcher for a config; a missing or stale index is (re)built once, with a notice.
+
+    A missing model raises `ModelNotFound`, which `user_errors` turns into exit 3."""
     from matcher.engine import Matcher
 
     report, close = _progress("색인 생성")
@@ -243,8 +248,6 @@ def load_matcher(cfg: MatcherConfig):
 
     try:
         return Matcher.from_config(cfg, progress=report, on_rebuild=notice)
-    except StaleIndex as exc:  # pragma: no cover - from_config rebuilds by default
-        raise StateError(f"색인이 최신이 아닙니다: {exc}. `matcher index build`를 실행하세요.") from None
     finally:
         close()
 
@@ -268,7 +271,7 @@ def match(
     file: Annotated[
         Path | None, typer.Option("--file", "-f", help="Read the request from a text file.")
     ] = None,
-    top: Annotated[int | None, typer.Option("--top", "-k", min=1, help="Number of recommendations.")] = None,
+    top: TopOpt = None,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
     server: Annotated[
@@ -292,7 +295,7 @@ def match(
     """
     with user_errors(as_json):  # one request encodes on one thread (encoders.base.SMALL_BATCH)
         raw = read_request_text(text, file)
-        cfg = load_config(config, top=top, **parse_overrides(overrides))
+        cfg = cli_config(config, overrides, top=top)
         if not raw.strip():
             fail("요청 내용이 비어 있습니다 (empty request).", EXIT_INPUT)
         if len(raw) > cfg.max_text_chars:
@@ -301,7 +304,7 @@ def match(
             )
         answer = None
         if not local:
-            from matcher.cli.serve_cmd import answer_via_desk
+            from matcher.cli.desk_client import answer_via_desk
 
             answer = answer_via_desk(cfg, raw, top, server)
         if answer is not None:

@@ -1,9 +1,10 @@
 """The `matcher` entry point: `matcher match --json` answered by a running desk before the full CLI loads.
 
 Importing every command (torch, FAISS, scikit-learn, kiwi) costs seconds; a desk answers in
-milliseconds. So when the command line is a plain `match ... --json` (text or --file, optional --top,
---config, --server) and a desk serving exactly this config is up, it is asked here with only the config
-and the standard library loaded, and its JSON printed as `matcher match --json` prints it. Every other
+milliseconds. So when the command line is a plain `match ... --json` (text or --file, optional --top
+and --config) and a desk started from the same config text is up (its server file says so), it is
+asked here with only the standard library loaded (not even pydantic), and its JSON printed as `matcher
+match --json` prints it. Every other
 case — another option, an empty or over-long text, no desk, a desk error — goes to the full CLI
 unchanged, which reports it in the one place that does.
 """
@@ -74,29 +75,32 @@ def fast_match(argv: list[str]) -> bool:
     text = _read_text(opts)
     if text is None or not text.strip():
         return False
-    try:
-        from matcher.config import load_config
-
-        cfg = load_config(opts["config"], top=opts["top"])
-    except Exception:  # any config problem is reported by the full CLI
-        return False
-    if len(text) > cfg.max_text_chars:
-        return False
-    import json
     import os
+    import tomllib
 
-    from matcher.serve.discovery import DeskRejected, DeskUnavailable, find_server, match_via_desk
+    from matcher.config_source import DEFAULT_MODEL_DIR, config_text, source_digest
+    from matcher.serve.discovery import DeskRejected, DeskUnavailable, find_server_for_source, match_via_desk
 
     url, token = opts["server"], os.environ.get("MATCHER_TOKEN")
-    if url is None:
-        info = find_server(cfg)
-        if info is None:
-            return False
-        url, token = info.url, info.token or token
+    if url is not None:
+        return False  # a named desk: the full CLI checks the config and reports errors
+    found = config_text(opts["config"])
+    if found is None:
+        return False
+    try:
+        model_dir = tomllib.loads(found[1]).get("model_dir", DEFAULT_MODEL_DIR)
+    except tomllib.TOMLDecodeError:
+        return False
+    info = find_server_for_source(str(model_dir), source_digest(found[1]))
+    if info is None or info.max_text_chars is None or len(text) > info.max_text_chars:
+        return False
+    url, token = info.url, info.token or token
     try:
         data = match_via_desk(url, text, top=opts["top"], token=token)
     except (DeskUnavailable, DeskRejected):
         return False
+    import json
+
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
     return True
 

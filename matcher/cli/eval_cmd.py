@@ -6,30 +6,31 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.table import Table
 
+from matcher.atomic import write_text_atomic
 from matcher.cli.batch_cmd import open_query_cache
-from matcher.cli.engine_cmd import ConfigOpt, JsonFlag, SetOpt, load_matcher
+from matcher.cli.engine_cmd import load_matcher
+from matcher.cli.options import ConfigOpt, JsonFlag, SetOpt, TopOpt, cli_config
 from matcher.cli.output import (
-    EXIT_INPUT,
     console,
     err_console,
-    fail,
     print_json,
     progress_callback,
     user_errors,
 )
-from matcher.config import PRESETS, load_config, parse_overrides
+from matcher.config import PRESETS
 from matcher.datasets import load_labeled
+from matcher.evaluation.compare import compare_run_dirs
 from matcher.evaluation.metrics import JOINT_METRICS, RANKING_METRICS
 from matcher.evaluation.report import ABSTAIN_KEYS, fmt, write_run_dir
 from matcher.evaluation.runner import run, summarize
-from matcher.evaluation.stats import paired_test
 from matcher.threads import auto_threads, torch_threads
 
 BASELINES = ("tfidf", "bm25", "use", "dense", "hybrid-base", "hybrid")
+EVAL_TOP = 10
+"""Without --top, evaluation ranks at least this deep, so MRR sees past the recommendations shown."""
 DEFAULT_SETS = (Path("data/requests/dev.jsonl"), Path("data/requests/real-dev.jsonl"))
 """What `matcher evaluate` reports with no --dataset: synthetic dev and real-dev side by side."""
 DatasetOpt = Annotated[Path, typer.Option("--dataset", "-d", help="Labeled requests (JSONL).")]
@@ -53,13 +54,14 @@ def _evaluate_sets(
     datasets: list[Path],
     out: Path | None,
     one_at_a_time: bool,
-    top: int,
-    overrides: dict,
+    top: int | None,
+    overrides: list[str] | None,
     query_cache: bool = False,
 ) -> dict[str, dict]:
     """One matcher (loaded once), every dataset; with several, each run goes to `out/<name>`."""
-    cfg = load_config(config_name, **overrides)
-    cfg = cfg.replace(top=max(cfg.top, top))
+    cfg = cli_config(config_name, overrides, top=top)
+    if top is None:
+        cfg = cfg.replace(top=max(cfg.top, EVAL_TOP))
     matcher = load_matcher(cfg)
     store = open_query_cache(cfg, quiet=False) if query_cache else None
     if store is not None:
@@ -99,7 +101,7 @@ def evaluate(
     batched: Annotated[
         bool, typer.Option("--batched", help="Encode in batches (faster; latency is then per batch).")
     ] = False,
-    top: Annotated[int, typer.Option(help="Rank depth evaluated (recommendations per request).")] = 10,
+    top: TopOpt = None,
     query_cache: Annotated[
         bool,
         typer.Option(
@@ -127,13 +129,7 @@ def evaluate(
             for name in BASELINES:
                 err_console.print(f"[dim]baseline {name}…[/]")
                 found[name] = _evaluate_sets(
-                    name,
-                    datasets,
-                    out / name if out else None,
-                    not batched,
-                    top,
-                    parse_overrides(overrides),
-                    query_cache,
+                    name, datasets, out / name if out else None, not batched, top, overrides, query_cache
                 )
             if as_json:
                 print_json(
@@ -143,9 +139,7 @@ def evaluate(
                 for set_key in found[BASELINES[0]]:
                     _baseline_table({n: s[set_key] for n, s in found.items()}, set_key)
             return
-        summaries = _evaluate_sets(
-            config, datasets, out, not batched, top, parse_overrides(overrides), query_cache
-        )
+        summaries = _evaluate_sets(config, datasets, out, not batched, top, overrides, query_cache)
     if as_json:
         print_json({"datasets": summaries} if several else next(iter(summaries.values())))
         return
@@ -206,42 +200,6 @@ def _baseline_table(summaries: dict, dataset: str) -> None:
     console.print(table)
 
 
-def _load_run(path: Path) -> dict[str, dict]:
-    file = path / "results.jsonl" if path.is_dir() else path
-    if not file.is_file():
-        fail(f"{path}: results.jsonl이 없습니다 (run `matcher evaluate --out DIR` first).", EXIT_INPUT)
-    rows = {}
-    with open(file, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            try:
-                row = json.loads(line)
-                rows[row["id"]] = row["metrics"]
-            except (json.JSONDecodeError, KeyError) as exc:
-                fail(f"{file}:{number}: not a results line ({exc})", EXIT_INPUT)
-    return rows
-
-
-def _run_sets(path: Path) -> dict[str, Path] | None:
-    """The per-dataset runs of a several-dataset `evaluate --out DIR` (sub-directories with results),
-    or None when `path` is itself one run."""
-    if not path.is_dir() or (path / "results.jsonl").is_file():
-        return None
-    subs = {d.name: d for d in sorted(path.iterdir()) if (d / "results.jsonl").is_file()}
-    return subs or None
-
-
-def _paired(a: dict[str, dict], b: dict[str, dict]) -> tuple[int, dict[str, dict]]:
-    shared = sorted(set(a) & set(b))
-    out = {}
-    for metric in (*RANKING_METRICS, *JOINT_METRICS):
-        ids = [i for i in shared if metric in a[i] and metric in b[i]]
-        if not ids:
-            continue
-        va, vb = np.array([a[i][metric] for i in ids]), np.array([b[i][metric] for i in ids])
-        out[metric] = {"n": len(ids), "a": float(va.mean()), "b": float(vb.mean()), **paired_test(va, vb)}
-    return len(shared), out
-
-
 def _compare_table(title: str, out: dict[str, dict]) -> None:
     table = Table(title=title)
     for col in ("metric", "A", "B", "B−A", "95% CI", "p"):
@@ -265,33 +223,23 @@ def compare(
 ) -> None:
     """Per-metric difference B − A over the shared requests, with a paired bootstrap 95% interval and a
     paired randomisation test p-value. Runs of several datasets (`evaluate --out DIR` with no --dataset)
-    are compared dataset by dataset: JSON {"a", "b", "sets": {name: {"n_shared", "metrics"}}}."""
-    sets_a, sets_b = _run_sets(run_a), _run_sets(run_b)
-    if (sets_a is None) != (sets_b is None):
-        fail(
-            "한쪽은 데이터셋별 실행 디렉터리, 다른 쪽은 단일 실행입니다: 같은 형태끼리 비교하세요.",
-            EXIT_INPUT,
-        )
-    pairs = (
-        {"": (run_a, run_b)}
-        if sets_a is None or sets_b is None
-        else {name: (sets_a[name], sets_b[name]) for name in sets_a if name in sets_b}
-    )
-    compared = {name: _paired(_load_run(a), _load_run(b)) for name, (a, b) in pairs.items()}
-    if not pairs or not any(n for n, _ in compared.values()):
-        fail("두 실행에 공통 요청이 없습니다 (no shared request ids).", EXIT_INPUT)
+    are compared dataset by dataset.
+
+    JSON: {"a", "b", "n_shared", "metrics": {metric: {"n", "a", "b", "diff", "ci_low", "ci_high",
+    "p_value"}}}; for runs of several datasets {"a", "b", "sets": {name: {"n_shared", "metrics"}}}.
+    Exit codes: 0 compared, 2 a run is missing or malformed, of another shape, or shares no request.
+    """
+    with user_errors(as_json):
+        compared = compare_run_dirs(run_a, run_b)
     if as_json:
         head = {"a": str(run_a), "b": str(run_b)}
-        if "" in compared:
-            n_shared, metrics = compared[""]
-            print_json({**head, "n_shared": n_shared, "metrics": metrics})
-        else:
-            sets = {k: {"n_shared": n, "metrics": m} for k, (n, m) in compared.items()}
-            print_json({**head, "sets": sets})
+        print_json({**head, **compared[""]} if "" in compared else {**head, "sets": compared})
         return
-    for name, (n_shared, metrics) in compared.items():
+    for name, result in compared.items():
         label = f" — {name}" if name else ""
-        _compare_table(f"비교{label}: B={run_b} vs A={run_a} (공통 {n_shared}건)", metrics)
+        _compare_table(
+            f"비교{label}: B={run_b} vs A={run_a} (공통 {result['n_shared']}건)", result["metrics"]
+        )
 
 
 def tune(
@@ -302,6 +250,7 @@ def tune(
     ] = Path("runs/tune"),
     trials: Annotated[int, typer.Option(help="Random configurations tried for the ranking knobs.")] = 80,
     folds: Annotated[int, typer.Option(help="Cross-validation folds (report only).")] = 5,
+    overrides: SetOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Search fusion, aggregation, joint-planner and abstention knobs on the TRAINING set (never dev)."""
@@ -310,7 +259,7 @@ def tune(
     if "dev" in dataset.name:
         err_console.print("[yellow]경고: dev 세트로 튜닝하면 dev 수치는 더 이상 공정하지 않습니다.[/]")
     with user_errors(as_json), torch_threads(auto_threads()):
-        cfg = load_config(config)
+        cfg = cli_config(config, overrides)
         matcher = load_matcher(cfg)
         golds = load_labeled(dataset, matcher.catalog)
         update, close = progress_callback("튜닝")
@@ -328,7 +277,7 @@ def tune(
     out.mkdir(parents=True, exist_ok=True)
     result["config"].save(out / "tuned.toml")
     report = {**result["report"], "dataset": str(dataset), "base_config": cfg.name}
-    (out / "tune_report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+    write_text_atomic(out / "tune_report.json", json.dumps(report, ensure_ascii=False, indent=2, default=str))
     if as_json:
         print_json({**report, "config_path": str(out / "tuned.toml")})
     else:

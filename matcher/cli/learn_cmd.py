@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +10,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from matcher.cli.engine_cmd import ConfigOpt, JsonFlag, load_matcher
+from matcher.cli.engine_cmd import load_matcher
+from matcher.cli.options import ConfigOpt, JsonFlag, SetOpt, cli_config
 from matcher.cli.output import (
     EXIT_INPUT,
     console,
@@ -22,9 +21,7 @@ from matcher.cli.output import (
     progress_callback,
     user_errors,
 )
-from matcher.config import load_config
 from matcher.datasets import iter_jsonl, load_labeled
-from matcher.encoders.cpu import native_bf16
 from matcher.threads import auto_threads, torch_threads
 
 train_app = typer.Typer(
@@ -59,6 +56,12 @@ def _guard_dev(train: Path, dev: Path | None = None) -> None:
         fail(f"dev 요청 {shared}건이 학습 데이터에 있습니다 (dev leaks into --train).", EXIT_INPUT)
 
 
+def _stage(name: str):
+    """A progress display for one stage of a library job (the stage name is shown first)."""
+    err_console.print(f"[dim]{name}…[/]")
+    return progress_callback(name)
+
+
 # ---------------------------------------------------------------------- train encoder
 @train_app.command("encoder")
 def train_encoder(
@@ -76,6 +79,7 @@ def train_encoder(
         Path | None, typer.Option("--dev", help="Labeled dev requests: e5 metrics before/after in the card.")
     ] = None,
     config: ConfigOpt = None,
+    overrides: SetOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Fine-tune the config's e5 model on (request, gold-institute record) pairs with hard negatives.
@@ -84,120 +88,31 @@ def train_encoder(
     model_card_data.json; use it with `e5_model = "OUT"` in a config (the index is rebuilt on first use).
     JSON shape: {"out", "pairs", "steps", "steps_planned", "seconds", "stopped_by_time_budget", "dev"}.
     """
-    from matcher.catalog import load_catalog
-    from matcher.encoders.registry import load_encoder
-    from matcher.learning import encoder as ft
-    from matcher.retrieval.dense import encode_records
+    from matcher.learning.finetune import fine_tune_encoder
 
     _guard_dev(train, dev)
     with user_errors(as_json), torch_threads(auto_threads()):
-        cfg = load_config(config)
-        base = load_encoder("e5", e5_model=cfg.e5_model, model_dir=cfg.model_dir, runtime=cfg.e5_runtime)
-        base_path = Path(base.path)  # type: ignore[attr-defined]
-        if out.resolve() == base_path.resolve():
-            fail("--out이 원본 모델과 같습니다 (choose another directory).", EXIT_INPUT)
-        catalog = load_catalog(cfg.catalog_dir)
-        golds = load_labeled(train, catalog, strict=False)
-        params = ft.TrainParams(
+        summary = fine_tune_encoder(
+            cli_config(config, overrides),
+            train,
+            out,
             epochs=epochs,
             max_pairs=max_pairs,
             batch_size=batch_size,
             time_budget_s=time_budget,
-            bf16=native_bf16(),  # training runs in torch: bf16 only where the CPU computes in it
-            seed=cfg.seed,
+            dev=dev,
+            stage=_stage,
         )
-        scratch = Path(tempfile.mkdtemp(prefix="matcher-ft-"))
-        try:
-            before = None
-            if dev is not None:
-                err_console.print("[dim]dev 평가 (학습 전)…[/]")
-                before = ft.evaluate_e5(cfg, str(base_path), dev, scratch / "before")
-            update, close = progress_callback("쌍 추출 (pair mining)")
-            try:
-                records = list(catalog.capabilities)
-                vectors, _ = encode_records(
-                    base,
-                    records,
-                    Path(cfg.model_dir) / "cache",
-                    cfg.encode_batch_size,
-                    lambda s, d, t: update(d, t),
-                )
-                pairs = ft.mine_pairs(
-                    golds,
-                    records,
-                    vectors,
-                    base,
-                    max_text_chars=cfg.max_text_chars,
-                    positives_per_institute=params.positives_per_institute,
-                    max_pairs=max_pairs,
-                    seed=cfg.seed,
-                )
-            finally:
-                close()
-            if not pairs:
-                fail(f"{train}: 정답 기관이 있는 요청이 없습니다 (no pairs to train on).", EXIT_INPUT)
-            from sentence_transformers import SentenceTransformer
-
-            model = SentenceTransformer(str(base_path), device="cpu", local_files_only=True)
-            update, close = progress_callback(f"학습 ({len(pairs)} pairs)")
-            try:
-                outcome = ft.train(model, pairs, params, progress=update)
-            finally:
-                close()
-            tmp_out = out.with_name(out.name + ".tmp")
-            shutil.rmtree(tmp_out, ignore_errors=True)
-            model.save(str(tmp_out), create_model_card=False)
-            shutil.rmtree(out, ignore_errors=True)
-            tmp_out.rename(out)
-            card = ft.card_data(
-                base_model=str(base_path),
-                base_id=base.id,
-                train_path=str(train),
-                n_requests=sum(1 for g in golds if g.gold),
-                pairs=pairs,
-                params=params,
-                outcome=outcome,
-                prompts={k: (getattr(model, "prompts", {}) or {}).get(k) for k in ("query", "passage")},
-                dev=None,
-            )
-            ft.write_card(out, card)
-            if dev is not None:
-                err_console.print("[dim]dev 평가 (학습 후)…[/]")
-                first_id = ft.encoder_id(out)
-                after = ft.evaluate_e5(cfg, str(out.resolve()), dev, scratch / "after")
-                assert before is not None
-                n = before.pop("n")
-                after.pop("n")
-                card["dev"] = {
-                    "dataset": str(dev),
-                    "n": n,
-                    "retriever": "e5",
-                    "before": before,
-                    "after": after,
-                }
-                ft.write_card(out, card)
-                ft.carry_cache(Path(cfg.model_dir) / "cache", first_id, ft.encoder_id(out), base.dim)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-    summary = {
-        "out": str(out),
-        "pairs": len(pairs),
-        "steps": outcome.steps,
-        "steps_planned": outcome.steps_planned,
-        "seconds": outcome.seconds,
-        "stopped_by_time_budget": outcome.stopped_by_budget,
-        "dev": card["dev"],
-    }
     if as_json:
         print_json(summary)
         return
-    note = " (시간 예산으로 중단)" if outcome.stopped_by_budget else ""
+    note = " (시간 예산으로 중단)" if summary["stopped_by_time_budget"] else ""
     console.print(
-        f"[green]✓[/] 학습 완료: {len(pairs)}쌍, {outcome.steps}/{outcome.steps_planned} step,"
-        f" {outcome.seconds}s{note} → {out}"
+        f"[green]✓[/] 학습 완료: {summary['pairs']}쌍, {summary['steps']}/{summary['steps_planned']} step,"
+        f" {summary['seconds']}s{note} → {out}"
     )
-    if card["dev"]:
-        d = card["dev"]
+    if summary["dev"]:
+        d = summary["dev"]
         console.print(
             "dev (e5 단독): "
             + ", ".join(f"{k} {d['before'][k]:.3f}→{d['after'][k]:.3f}" for k in ("hit@1", "mrr"))
@@ -234,6 +149,7 @@ def train_reranker(
     ),
     folds: Annotated[int, typer.Option(min=2, help="GroupKFold folds (groups = requests).")] = 5,
     config: ConfigOpt = None,
+    overrides: SetOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Fit the learned re-ranker (logistic regression over per-institute features) on the TRAIN sets.
@@ -262,7 +178,7 @@ def train_reranker(
             if dev.is_file():
                 _guard_dev(path, dev)
     with user_errors(as_json), torch_threads(auto_threads()):
-        cfg = load_config(config).replace(reranker=None)
+        cfg = cli_config(config, overrides).replace(reranker=None)
         matcher = load_matcher(cfg)
         start = time.perf_counter()
         parts = []
@@ -335,6 +251,7 @@ def feedback_add(
     ] = None,
     db: DbOpt = Path("data/feedback.sqlite3"),
     config: ConfigOpt = None,
+    overrides: SetOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Record triage verdicts for a request (the latest verdict per institute wins)."""
@@ -343,7 +260,7 @@ def feedback_add(
     from matcher.problems import InputError
 
     with user_errors(as_json):
-        catalog = load_catalog(load_config(config).catalog_dir)
+        catalog = load_catalog(cli_config(config, overrides).catalog_dir)
         problems, ok, no = [], [], []
         for option, labels, into in (("--accepted", accepted, ok), ("--rejected", rejected, no)):
             try:

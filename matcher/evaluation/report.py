@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from matcher.atomic import write_text_atomic
 from matcher.config import MatcherConfig
 from matcher.evaluation.metrics import JOINT_METRICS, RANKING_METRICS
 from matcher.evaluation.runner import EvalRow
@@ -69,8 +70,8 @@ def write_run_dir(
 ) -> None:
     """Everything needed to reproduce and re-check a run, next to its numbers."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2))
-    (out / "report.md").write_text(markdown_report(summary, dataset, config), encoding="utf-8")
+    write_text_atomic(out / "summary.json", json.dumps(summary, ensure_ascii=False, indent=2))
+    write_text_atomic(out / "report.md", markdown_report(summary, dataset, config))
     config.save(out / "config.toml")
     with open(out / "results.jsonl", "w", encoding="utf-8") as fh:
         for row, result in zip(rows, results, strict=True):

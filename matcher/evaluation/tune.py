@@ -21,6 +21,7 @@ import numpy as np
 from matcher.config import MatcherConfig
 from matcher.datasets import GoldRequest
 from matcher.engine import Matcher
+from matcher.evaluation.metrics import jaccard_first
 from matcher.evaluation.runner import make_row
 
 
@@ -30,6 +31,10 @@ class Trial:
     changes: dict
     scores: np.ndarray
     """Per-request objective values."""
+
+
+JOINT_GRID = tuple(itertools.product((0.0, 0.02, 0.05, 0.1), (0.02, 0.05, 0.1, 0.15, 0.2, 0.3), (4, 6, 8)))
+"""Stage 2's joint-planner grid: (joint_penalty, joint_margin, joint_candidates)."""
 
 
 def _weight_options(n: int) -> list[tuple[float, ...]]:
@@ -115,14 +120,7 @@ def tune(
     def joint_scores(cfg: MatcherConfig) -> tuple[float, float, float, float]:
         rows, _ = _objective_rows(matcher, golds, prepared, retrieved, cfg)
         ranked_rows = [r for r in rows if r.gold]
-        jac = np.mean(
-            [
-                len(set(r.recommendations[0]) & set(r.gold)) / len(set(r.recommendations[0]) | set(r.gold))
-                if r.recommendations
-                else 0.0
-                for r in ranked_rows
-            ]
-        )
+        jac = np.mean([jaccard_first(r.recommendations, r.gold) for r in ranked_rows])
         hit1 = np.mean([r.metrics["hit@1"] for r, s in zip(rows, single_mask, strict=True) if s])
         cover = np.mean([r.metrics["full_cover@3"] for r, m in zip(rows, multi_mask, strict=True) if m])
         padded = np.mean(
@@ -136,9 +134,7 @@ def tune(
 
     off = joint_scores(ranking.replace(joint=False))
     stage2 = [(ranking.replace(joint=False), *off)]
-    for penalty, margin, cands in itertools.product(
-        (0.0, 0.02, 0.05, 0.1), (0.02, 0.05, 0.1, 0.15, 0.2, 0.3), (4, 6, 8)
-    ):
+    for penalty, margin, cands in JOINT_GRID:
         cfg = ranking.replace(joint_penalty=penalty, joint_margin=margin, joint_candidates=cands)
         stage2.append((cfg, *joint_scores(cfg)))
     allowed = [t for t in stage2 if t[2] >= off[1] - 0.01]

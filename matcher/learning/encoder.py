@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from matcher.atomic import write_text_atomic
 from matcher.datasets import GoldRequest
 from matcher.encoders.base import Encoder
 from matcher.schema import Capability
@@ -312,10 +313,8 @@ def card_markdown(data: dict) -> str:
 
 
 def write_card(path: Path, data: dict) -> None:
-    (path / "model_card_data.json").write_text(
-        json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8"
-    )
-    (path / "README.md").write_text(card_markdown(data), encoding="utf-8")
+    write_text_atomic(path / "model_card_data.json", json.dumps(data, ensure_ascii=False, indent=1))
+    write_text_atomic(path / "README.md", card_markdown(data))
 
 
 def evaluate_e5(config, model: str, dataset: str | Path, index_dir: str | Path) -> dict:
@@ -343,13 +342,6 @@ def evaluate_e5(config, model: str, dataset: str | Path, index_dir: str | Path) 
     summary = summarize(rows, seed=config.seed)
     keys = ("hit@1", "hit@3", "hit@5", "mrr", "ndcg@5")
     return {"n": summary["n_ranked"], **{k: round(summary["metrics"][k], 4) for k in keys}}
-
-
-def encoder_id(path: Path) -> str:
-    """The id `SentenceTransformerEncoder` gives a model directory (index manifests and cache key on it)."""
-    from matcher.encoders.st import model_fingerprint
-
-    return f"st:{path.name}@{model_fingerprint(path)}"
 
 
 def carry_cache(cache_root: Path, old_id: str, new_id: str, dim: int) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from matcher.config import MatcherConfig
+    from matcher.encoders.query_cache import QueryVectorStore
     from matcher.schema import Capability
 
 SearchHits = tuple[np.ndarray, np.ndarray]
@@ -61,9 +62,16 @@ class Retriever(Protocol):
 
     def search(self, texts: Sequence[str], k: int) -> SearchHits: ...
 
+    def with_query_cache(self, store: QueryVectorStore) -> Retriever:
+        """The same retriever, answering query texts seen before from `store` where it encodes them."""
+        ...
+
 
 class Searches:
-    """`search` for every retriever: encode the texts, then look them up."""
+    """`search` for every retriever (encode the texts, then look them up); no query cache by default."""
 
     def search(self, texts: Sequence[str], k: int) -> SearchHits:
         return self.search_encoded(self.encode_queries(texts), k)  # type: ignore[attr-defined]
+
+    def with_query_cache(self, store: QueryVectorStore) -> Searches:
+        return self

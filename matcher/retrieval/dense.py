@@ -18,6 +18,7 @@ import numpy as np
 
 from matcher.encoders.base import Encoder
 from matcher.encoders.cache import EmbeddingCache, content_key
+from matcher.encoders.query_cache import CachingEncoder, QueryVectorStore
 from matcher.encoders.registry import load_encoder
 from matcher.retrieval.base import Progress, Searches, SearchHits
 
@@ -197,9 +198,9 @@ class DenseRetriever(Searches):
 
     @classmethod
     def staleness(cls, name: str, entry: dict | None, config: MatcherConfig) -> list[str]:
+        current = dense_encoder(name, config).id  # first: a missing model is reported as such
         if entry is None:
             return [f"retriever {name!r} is not in the index"]
-        current = dense_encoder(name, config).id
         if entry.get("encoder_id") != current:
             return [f"encoder changed for {name!r} ({entry.get('encoder_id')} → {current})"]
         return []
@@ -217,10 +218,10 @@ class DenseRetriever(Searches):
     def save(self, directory: Path) -> None:
         self.index.save(directory / f"dense-{self.name}.faiss")
 
-    def with_encoder(self, encoder: Encoder) -> DenseRetriever:
-        """The same index searched through another encoder of the same weights (a query cache)."""
+    def with_query_cache(self, store: QueryVectorStore) -> DenseRetriever:
+        """The same index, its encoder answering query texts seen before from `store`."""
         out = copy.copy(self)
-        out.encoder = encoder
+        out.encoder = CachingEncoder(self.encoder, store)
         return out
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:

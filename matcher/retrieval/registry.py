@@ -21,6 +21,7 @@ REGISTRY: dict[str, str] = {
     "bm25": "matcher.retrieval.lexical:BM25Retriever",
     "tfidf": "matcher.retrieval.tfidf:TfidfRetriever",
 }
+"""Retriever name -> "module:Class" of the class that builds, loads and searches it."""
 
 
 def retriever_class(name: str) -> type[Retriever]:

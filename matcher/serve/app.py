@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -19,14 +21,33 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from matcher import __version__
 from matcher.serve import api, pages
 from matcher.serve.desk import Desk
-from matcher.serve.security import BODY_LIMIT, BodyLimit, TokenAuth
+from matcher.serve.security import BODY_LIMIT, BodyLimit, SameOrigin, TokenAuth
 
 log = logging.getLogger("matcher.serve")
 
 
-def create_app(desk: Desk, *, token: str | None = None) -> FastAPI:
-    """The desk's ASGI app over a loaded `Desk`; with `token`, every route requires it."""
+def create_app(
+    desk: Desk,
+    *,
+    token: str | None = None,
+    allowed_hosts: set[str] | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The desk's ASGI app over a loaded `Desk`; with `token`, every route requires it; with
+    `allowed_hosts`, other Host headers are refused (`matcher serve` passes them on loopback).
+
+    `on_shutdown` runs when the server shuts down gracefully: uvicorn re-raises SIGTERM after its
+    shutdown, so code after `server.run()` never runs on a SIGTERM.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if on_shutdown is not None:
+            on_shutdown()
+
     app = FastAPI(
+        lifespan=lifespan,
         docs_url=None,  # served below from the bundled Swagger UI: no CDN, the desk works offline
         redoc_url=None,
         title="matcher 기술애로 매칭 데스크",
@@ -47,6 +68,7 @@ def create_app(desk: Desk, *, token: str | None = None) -> FastAPI:
     )
     if token:
         app.add_middleware(TokenAuth, token=token)
+    app.add_middleware(SameOrigin, allowed_hosts=allowed_hosts)
     return app
 
 

@@ -16,8 +16,10 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from matcher.config import MatcherConfig
+if TYPE_CHECKING:  # not at run time: `matcher.cli.entry` reads the file before pydantic is imported
+    from matcher.config import MatcherConfig
 
 SERVER_FILE = "desk.json"
 
@@ -37,7 +39,11 @@ class ServerInfo:
     url: str
     pid: int
     fingerprint: str
+    """`config_fingerprint` of the served config (the full CLI compares its loaded config)."""
     token: str | None = None
+    source_digest: str | None = None
+    """`config_source.source_digest` of the served config's TOML text (the fast path compares it)."""
+    max_text_chars: int | None = None
 
 
 def write_server_file(config: MatcherConfig, info: ServerInfo) -> Path:
@@ -59,8 +65,12 @@ def remove_server_file(config: MatcherConfig, pid: int) -> None:
 
 
 def read_server_file(config: MatcherConfig) -> ServerInfo | None:
+    return read_server_file_in(config.model_dir)
+
+
+def read_server_file_in(model_dir: str | Path) -> ServerInfo | None:
     try:
-        data = json.loads(server_file(config).read_text(encoding="utf-8"))
+        data = json.loads((Path(model_dir) / SERVER_FILE).read_text(encoding="utf-8"))
         return ServerInfo(**data)
     except (OSError, ValueError, TypeError):
         return None
@@ -80,6 +90,14 @@ def find_server(config: MatcherConfig) -> ServerInfo | None:
     """The running desk serving exactly this config, or None."""
     info = read_server_file(config)
     if info is None or not _alive(info.pid) or info.fingerprint != config_fingerprint(config):
+        return None
+    return info
+
+
+def find_server_for_source(model_dir: str | Path, digest: str) -> ServerInfo | None:
+    """The running desk whose config was read from the same TOML text, or None (no pydantic needed)."""
+    info = read_server_file_in(model_dir)
+    if info is None or not _alive(info.pid) or info.source_digest != digest:
         return None
     return info
 

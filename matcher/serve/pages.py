@@ -160,4 +160,12 @@ async def batch_upload(request: Request, file: Annotated[UploadFile, File()]):
 @router.get("/evaluation", response_class=HTMLResponse)
 def evaluation_page(request: Request):
     runs_dir = Path(_desk(request).settings.runs_dir)
-    return _render(request, "evaluation.html", runs=find_runs(runs_dir), runs_dir=runs_dir, headline=HEADLINE)
+    names = {i.id: i.name_ko for i in _desk(request).catalog.institutes}
+    return _render(
+        request,
+        "evaluation.html",
+        runs=find_runs(runs_dir),
+        runs_dir=runs_dir,
+        headline=HEADLINE,
+        names=names,
+    )

@@ -182,3 +182,50 @@ class TokenAuth:
             },
             [(b"www-authenticate", b"Bearer")],
         )
+
+
+class SameOrigin:
+    """Refuses cross-site writes and foreign Host names.
+
+    A page on another site can make the officer's browser POST a form to the desk (no preflight for
+    forms): a write whose `Origin` is not the desk itself gets 403. And on loopback, a `Host` header
+    other than a loopback name (DNS rebinding: a foreign name resolving to 127.0.0.1) gets 403 when
+    `allowed_hosts` is given.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: set[str] | None = None):
+        self.app = app
+        self.allowed_hosts = allowed_hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        host = headers.get(b"host", b"").decode("latin-1")
+        if self.allowed_hosts is not None and _hostname(host) not in self.allowed_hosts:
+            await send_json(send, 403, {"error": f"허용되지 않은 호스트입니다 (host {host!r} not allowed)."})
+            return
+        origin = headers.get(b"origin")
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS") and origin is not None:
+            netloc = origin.decode("latin-1").split("://", 1)[-1]
+            if netloc != host:
+                await send_json(
+                    send,
+                    403,
+                    {"error": "다른 사이트에서 보낸 요청은 받지 않습니다 (cross-site request refused)."},
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+def _hostname(host: str) -> str:
+    """`127.0.0.1:8765` -> `127.0.0.1`, `[::1]:8765` -> `::1`."""
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def loopback_hosts(bound: str) -> set[str]:
+    """Host names a browser may use for a desk bound to loopback address `bound`."""
+    return {"localhost", "127.0.0.1", "::1", bound.strip("[]")}
