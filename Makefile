@@ -16,11 +16,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-models/e5-small/modules.json: $(STAMP)
+models/e5-small/runtime.json: $(STAMP)
 	$(BIN)/matcher model install
 
 ## Quickstart 1: set up, convert the default model, build the index and match a sample request.
-demo: setup models/e5-small/modules.json
+demo: setup models/e5-small/runtime.json
 	$(BIN)/matcher catalog stats
 	$(BIN)/matcher index build
 	$(BIN)/matcher match "알루미늄 다이캐스팅 하우징에 기공 불량이 많고, 개선품은 차량 진동 내구 시험까지 받아야 합니다."
@@ -53,11 +53,11 @@ tune: setup
 	$(BIN)/matcher tune --dataset data/requests/train.jsonl --out runs/tune
 
 ## The triage desk on http://127.0.0.1:8765 (pages, JSON API, OpenAPI at /docs); Ctrl-C stops it.
-serve: setup models/e5-small/modules.json
+serve: setup models/e5-small/runtime.json
 	$(BIN)/matcher serve
 
 ## Bounded load benchmark of the desk on loopback (docs/desk.md, BENCHMARKS.md).
-bench-desk: setup models/e5-small/modules.json
+bench-desk: setup models/e5-small/runtime.json
 	$(BIN)/python bench/desk_load.py
 
 clean:

@@ -10,7 +10,7 @@ index built once beforehand into a temporary directory (nothing under models/ is
 
 Batch rate counts the whole pipeline (read, validate, match in batches, write each line with a flush);
 model loading is reported apart. The one-at-a-time baseline is `matcher.match(r)` in a loop over
---single-n requests. Both are measured at every torch thread count of --threads (default 1 and 2) on
+--single-n requests. Both are measured at every encoder thread count of --threads (default 1 and 2) on
 --single-n requests. The --sizes runs (throughput and peak memory) use the thread count `matcher batch`
 chooses (`--threads 0`: the idle cores, re-checked every batch), or --size-threads.
 
@@ -66,14 +66,12 @@ def _config(args: argparse.Namespace):
 
 def child(args: argparse.Namespace) -> dict:
     """Runs in the subprocess: load the matcher, then time one mode."""
-    import torch
-
     from matcher.batch import iter_rows, open_query_cache, run_batch
     from matcher.engine import Matcher
     from matcher.schema import Request
-    from matcher.threads import auto_threads, batches_with_auto_threads
+    from matcher.threads import auto_threads, batch_threads, batches_with_auto_threads, set_batch_threads
 
-    torch.set_num_threads(args.threads or auto_threads())
+    set_batch_threads(args.threads or auto_threads())
     cfg = _config(args)
     t0 = time.perf_counter()
     matcher = Matcher.from_config(cfg, rebuild=False)
@@ -117,7 +115,7 @@ def child(args: argparse.Namespace) -> dict:
         "encoded": cache["encoded"],
         "reused": cache["reused"],
         "n": done,
-        "threads": torch.get_num_threads(),
+        "threads": batch_threads(),
         "load_s": round(load_s, 2),
         "seconds": round(seconds, 2),
         "rate": round(done / seconds, 2),
@@ -178,7 +176,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000", help="Batch sizes (requests), comma-separated.")
     parser.add_argument("--single-n", type=int, default=200, help="Requests for the one-at-a-time baseline.")
     parser.add_argument(
-        "--threads", default="1,2", help="torch thread counts compared on --single-n requests."
+        "--threads", default="1,2", help="encoder thread counts compared on --single-n requests."
     )
     parser.add_argument(
         "--size-threads", type=int, default=0, help="Threads for --sizes runs (0: auto, as the command)."
@@ -192,6 +190,7 @@ def main() -> None:
         "--workdir", help="Keep the index and embedding cache here to reuse them (default: new temp dir)."
     )
     parser.add_argument("--overrides", default="{}")
+    parser.add_argument("--set", action="append", default=[], help="A config knob, key=value (repeatable).")
     args = parser.parse_args()
     if args.child:
         args.mode = args.child
@@ -216,6 +215,12 @@ def main() -> None:
         default_e5 = ROOT / "models" / "e5-small"
         if (default_e5 / "modules.json").is_file():
             overrides["e5_model"] = str(default_e5)
+    from matcher.config import parse_overrides
+    from matcher.encoders.runtime import cpu_description
+
+    overrides |= parse_overrides(args.set)
+    cpu = cpu_description()
+    print(f"CPU: {cpu['model']}, {cpu['cores']} cores, flags {' '.join(cpu['flags']) or '-'}", flush=True)
     args.overrides = json.dumps(overrides)
     sizes = [int(s) for s in args.sizes.split(",")]
 

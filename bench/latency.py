@@ -4,7 +4,11 @@ Each config runs in its own subprocess (clean peak RSS), on the same requests, i
 the ratios against the BM25-only and dense-only baselines are fair:
 
     python bench/latency.py           # hybrid vs dense vs bm25 on data/requests/dev.jsonl
+    python bench/latency.py --set e5_runtime=torch-fp32   # any config knob, for every config
     python bench/latency.py --smoke   # tiny correctness run for CI (fixture catalog, cheap encoder)
+
+The first line printed is the CPU (model, cores, the flags that decide precision) and the e5 runtime
+in use: a latency means little without them (docs/speed.md).
 """
 
 from __future__ import annotations
@@ -49,8 +53,10 @@ def measure(config_name: str, requests_path: str, n: int, fresh_index: bool, ove
         result = matcher.match(g.request)
         times.append((time.perf_counter() - t) * 1000)
         assert result.recommendations, g.id
+    e5 = matcher.indexes.retrievers.get("e5")
     return {
         "config": cfg.name,
+        "e5_encoder": e5.encoder.id if e5 else "",  # type: ignore[attr-defined]
         "records": len(catalog.capabilities),
         "build_s": round(build_s, 2),
         "load_s": round(load_s, 2),
@@ -91,17 +97,24 @@ def main() -> None:
         "--fresh", action="store_true", help="Rebuild the index (embedding cache still applies)."
     )
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--set", action="append", default=[], help="A config knob, key=value (repeatable).")
     parser.add_argument("--child")
     parser.add_argument("--overrides", default="{}")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args.child, args.requests, args.n, args.fresh, json.loads(args.overrides))))
         return
-    overrides: dict = {}
+    sys.path.insert(0, str(ROOT))
+    from matcher.config import parse_overrides
+    from matcher.encoders.runtime import cpu_description
+
+    overrides: dict = parse_overrides(args.set)
+    cpu = cpu_description()
+    print(f"CPU: {cpu['model']}, {cpu['cores']} cores, flags {' '.join(cpu['flags']) or '-'}")
     if args.smoke:
         tmp = tempfile.mkdtemp()
         args.requests, args.n, args.fresh = "tests/fixtures/requests.jsonl", 12, True
-        overrides = {
+        overrides |= {
             "catalog_dir": "tests/fixtures/catalog",
             "index_dir": f"{tmp}/index",
             "model_dir": tmp,
@@ -111,6 +124,9 @@ def main() -> None:
         args.configs = "hybrid"
     rows = [run_child(name, args, overrides) for name in args.configs.split(",")]
     base = {r["config"]: r for r in rows}
+    for r in rows:
+        if r["e5_encoder"]:
+            print(f"e5 encoder ({r['config']}): {r['e5_encoder']}")
     print(
         f"{'config':8} {'records':>7} {'build s':>8} {'load s':>7} {'p50 ms':>7} {'p95 ms':>7} {'RSS MB':>7} "
         f"{'p50 vs bm25':>11}"

@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import csr_array
 
 from matcher.atomic import atomic_write
 from matcher.datasets import iter_jsonl
@@ -128,6 +126,10 @@ def assign(cases: Iterable[Case], capacity: Mapping[str, int]) -> Assignment:
 
 
 def _solve(variables: list[tuple[int, Option]], n_cases: int, capacity: dict[str, int]) -> dict[int, Option]:
+    # scipy.optimize is imported here, not at module level: it cost ~1-4 s of every command's start-up.
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import csr_array
+
     institutes = sorted({i for _, o in variables for i in o.institutes})
     inst_row = {inst: n_cases + k for k, inst in enumerate(institutes)}
     rows, cols = [], []

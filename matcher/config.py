@@ -37,8 +37,9 @@ class MatcherConfig(BaseModel):
     retriever_weights: tuple[float, ...] = (1.0, 1.0, 1.0)
     e5_model: str = "e5-small"
     """Name of a converted model under `model_dir`, or a path to any sentence-transformers model."""
-    e5_autocast_bf16: bool | None = None
-    """bf16 autocast for e5; None: only where the CPU has native bf16 (`encoders.cpu.native_bf16`)."""
+    e5_runtime: Literal["auto", "torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8"] = "auto"
+    """How e5 runs. "auto": the runtime and precision `matcher model install` measured fastest on this
+    machine within cosine 0.99 of float32 (`<model>/runtime.json`; docs/speed.md)."""
     hits_per_need: int = Field(default=200, ge=1)
     fusion: Literal["rrf", "weighted"] = "rrf"
     rrf_k: float = Field(default=10.0, gt=0)

@@ -103,6 +103,9 @@ class Vocabulary:
     @classmethod
     def from_catalog(cls, catalog: Catalog) -> Vocabulary:
         kinds = SYNTH_KINDS
+        catalog = Catalog(
+            catalog.institutes, tuple(c for c in catalog.capabilities if c.kind in kinds), catalog.source
+        )
         n_groups = len(catalog.institutes) * len(kinds)
         inst_pos = {inst.id: i for i, inst in enumerate(catalog.institutes)}
         fields = ("title", "first", "rest", "keywords", "applications", *_FIELDS)
@@ -110,8 +113,6 @@ class Vocabulary:
         by_kind: dict[str, list[list[str]]] = {f: [[] for _ in kinds] for f in ("first", "rest")}
         template_group, leads = [], []
         for cap in catalog.capabilities:
-            if cap.kind not in kinds:
-                continue
             k = kinds.index(cap.kind)
             g = inst_pos[cap.institute] * len(kinds) + k
             template_group.append(g)

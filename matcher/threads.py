@@ -3,12 +3,13 @@
 On a shared 2-core machine the count decides speed more than anything else (BENCHMARKS.md "## Batch"):
 idle, 2 threads encode batches 1.5x faster than 1; with another job holding a core, 2 threads were 3-12x
 slower, since every operator waits at a barrier for a thread that is not running. A few texts (one
-interactive request and its needs) always run on one thread (`matcher.encoders.st.SMALL_BATCH`).
+interactive request and its needs) always run on one thread (`matcher.encoders.base.SMALL_BATCH`).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
@@ -18,6 +19,16 @@ if TYPE_CHECKING:
     from matcher.engine import Matcher
     from matcher.result import MatchResult
     from matcher.schema import Request
+
+_batch_threads: int | None = None
+
+
+def batch_threads() -> int | None:
+    """The thread count the running command chose for batches (None outside `torch_threads`).
+
+    Encoders that set their threads per call (ONNX Runtime sessions, torch models loaded after the
+    command started) read it here."""
+    return _batch_threads
 
 
 def auto_threads(cores: int | None = None, load: float | None = None, own: float = 0.0) -> int:
@@ -38,39 +49,51 @@ def auto_threads(cores: int | None = None, load: float | None = None, own: float
     return max(1, min(cores, int(cores - others + 0.5)))
 
 
+def set_batch_threads(threads: int) -> None:
+    """Use `threads` for the next batches: ONNX Runtime sessions read it per call, and torch is set too
+    when something has imported it already (a command served by ONNX Runtime never pays its import)."""
+    global _batch_threads
+    _batch_threads = threads
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
 @contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
-    """Set torch's intra-op threads for the run (see `auto_threads` for why the count matters so much).
+    """Set the batch thread count for the run (see `auto_threads` for why the count matters so much).
 
-    The previous count is restored, so the command leaves its process (e.g. a test run) as it found it."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    The previous counts are restored, so the command leaves its process (e.g. a test run) as it found it."""
+    global _batch_threads
+    previous_batch = _batch_threads
+    torch = sys.modules.get("torch")
+    previous = torch.get_num_threads() if torch is not None else None
+    set_batch_threads(threads)
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        _batch_threads = previous_batch
+        if torch is not None and previous is not None:
+            torch.set_num_threads(previous)
 
 
 def batches_with_auto_threads(
     matcher: Matcher, batch_size: int, on_change: Callable[[int, int], None] | None = None
 ) -> Callable[[Iterable[Request]], Iterator[MatchResult]]:
-    """`Matcher.match_many`, re-choosing torch's thread count before each batch (`auto_threads`).
+    """`Matcher.match_many`, re-choosing the batch thread count before each batch (`auto_threads`).
 
     A run of hours outlives the load it started under, and 2 threads on a core that another job takes
     are several times slower than 1. `on_change(old, new)` is told of every change.
     """
-    import torch
 
     def match(requests: Iterable[Request]) -> Iterator[MatchResult]:
         source = iter(requests)
         first = True
         while chunk := list(islice(source, batch_size)):
-            current = torch.get_num_threads()
+            current = batch_threads() or 1
             wanted = auto_threads(own=0.0 if first else current)
             if wanted != current:
-                torch.set_num_threads(wanted)
+                set_batch_threads(wanted)
                 if on_change:
                     on_change(current, wanted)
             first = False

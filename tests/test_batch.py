@@ -332,7 +332,7 @@ def test_auto_threads_uses_only_idle_cores():
 def test_auto_thread_batches_follow_the_load_and_give_the_same_results(fast_matcher, monkeypatch):
     import torch
 
-    from matcher.threads import batches_with_auto_threads
+    from matcher.threads import batches_with_auto_threads, torch_threads
 
     requests = [Request.model_validate(r) for r in REQUESTS][:12]
     monkeypatch.setattr("matcher.threads.os.cpu_count", lambda: 2)
@@ -346,12 +346,8 @@ def test_auto_thread_batches_follow_the_load_and_give_the_same_results(fast_matc
         return original(batch)
 
     monkeypatch.setattr(fast_matcher, "match_batch", spy)
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
+    with torch_threads(1):  # the command's context: the batch and torch counts are restored after it
         auto = list(batches_with_auto_threads(fast_matcher, 3, lambda a, b: changes.append((a, b)))(requests))
-    finally:
-        torch.set_num_threads(before)
     assert seen == [2, 1, 2, 1][: len(seen)] and len(seen) == -(-len(requests) // 3)
     assert changes == [(1, 2), (2, 1), (1, 2), (2, 1)][: len(seen)]
     fixed = list(original(requests))

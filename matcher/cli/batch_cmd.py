@@ -166,7 +166,7 @@ def matching(matcher: Matcher, batch_size: int, *, auto: bool, quiet: bool) -> M
 
     def notice(current: int, wanted: int) -> None:
         if not quiet:
-            err_console.print(f"[dim]torch 스레드 {current} → {wanted} (유휴 코어 기준)[/]")
+            err_console.print(f"[dim]스레드 {current} → {wanted} (유휴 코어 기준)[/]")
 
     return batches_with_auto_threads(matcher, batch_size, notice)
 

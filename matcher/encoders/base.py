@@ -13,6 +13,10 @@ import numpy as np
 
 TextKind = Literal["query", "passage"]
 
+SMALL_BATCH = 16
+"""Up to this many texts (one interactive request and its needs) are encoded on one thread: on a shared
+2-core machine two threads made one request ~4x slower (BENCHMARKS.md)."""
+
 
 @runtime_checkable
 class Encoder(Protocol):

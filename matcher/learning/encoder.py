@@ -344,13 +344,6 @@ def evaluate_e5(config, model: str, dataset: str | Path, index_dir: str | Path) 
     return {"n": summary["n_ranked"], **{k: round(summary["metrics"][k], 4) for k in keys}}
 
 
-def encoder_id(path: Path) -> str:
-    """The id `SentenceTransformerEncoder` gives a model directory (index manifests and cache key on it)."""
-    from matcher.encoders.st import model_fingerprint
-
-    return f"st:{path.name}@{model_fingerprint(path)}"
-
-
 def carry_cache(cache_root: Path, old_id: str, new_id: str, dim: int) -> None:
     """Move cached record embeddings to the id a card edit gave the same weights (no re-encoding)."""
     from matcher.encoders.cache import EmbeddingCache

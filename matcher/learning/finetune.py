@@ -15,6 +15,8 @@ from pathlib import Path
 from matcher.catalog import load_catalog
 from matcher.config import MatcherConfig
 from matcher.datasets import load_labeled
+from matcher.encoders.cpu import native_bf16
+from matcher.encoders.factory import encoder_id
 from matcher.learning import encoder as ft
 from matcher.problems import InputError, Problem
 from matcher.retrieval.dense import dense_encoder, encode_records
@@ -58,7 +60,7 @@ def fine_tune_encoder(
         max_pairs=max_pairs,
         batch_size=batch_size,
         time_budget_s=time_budget_s,
-        bf16=base.autocast_bf16,  # type: ignore[attr-defined]
+        bf16=native_bf16(),  # training runs in torch: bf16 only where the CPU computes in it
         seed=config.seed,
     )
     scratch = Path(tempfile.mkdtemp(prefix="matcher-ft-"))
@@ -115,13 +117,13 @@ def fine_tune_encoder(
         if dev is not None:
             assert before is not None
             stage("dev 평가 (학습 후)")[1]()
-            first_id = ft.encoder_id(out)
+            first_id = encoder_id(out)
             after = ft.evaluate_e5(config, str(out.resolve()), dev, scratch / "after")
             n = before.pop("n")
             after.pop("n")
             card["dev"] = {"dataset": str(dev), "n": n, "retriever": "e5", "before": before, "after": after}
             ft.write_card(out, card)
-            ft.carry_cache(Path(config.model_dir) / "cache", first_id, ft.encoder_id(out), base.dim)
+            ft.carry_cache(Path(config.model_dir) / "cache", first_id, encoder_id(out), base.dim)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return {

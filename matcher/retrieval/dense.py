@@ -114,9 +114,7 @@ class CapabilityIndex:
 
 def dense_encoder(name: str, config: MatcherConfig) -> Encoder:
     """The encoder behind a dense retriever name under this config (cached per process)."""
-    return load_encoder(
-        name, e5_model=config.e5_model, model_dir=config.model_dir, autocast_bf16=config.e5_autocast_bf16
-    )
+    return load_encoder(name, e5_model=config.e5_model, model_dir=config.model_dir, runtime=config.e5_runtime)
 
 
 def encode_records(

@@ -1,15 +1,18 @@
 """Retrievers by name: the one place that knows which class serves `e5`, `bm25`, `tfidf`, ...
 
 Every caller (index building, loading, staleness, search, benchmarks) asks here, so adding a
-retriever is one entry in `REGISTRY` and one name in `config.Retriever`. Classes are imported when
-first asked for, so a command loads only the retrievers its config names (and their packages).
+retriever is one entry in `REGISTRY` and one name in `config.Retriever`. Classes are named, not
+imported, until asked for: a command then imports only the retrievers its config uses (tf-idf pulls in
+scikit-learn and scipy, seconds of start-up that a hybrid `matcher match` never needs; docs/speed.md).
 """
 
 from __future__ import annotations
 
 from importlib import import_module
+from typing import TYPE_CHECKING
 
-from matcher.retrieval.base import Retriever
+if TYPE_CHECKING:
+    from matcher.retrieval.base import Retriever
 
 REGISTRY: dict[str, str] = {
     "e5": "matcher.retrieval.dense:DenseRetriever",
@@ -22,7 +25,7 @@ REGISTRY: dict[str, str] = {
 
 
 def retriever_class(name: str) -> type[Retriever]:
-    """The class of a retriever name (ValueError for an unknown name)."""
+    """The class of a retriever name (ValueError for an unknown name), imported on first use."""
     try:
         module, _, cls = REGISTRY[name].partition(":")
     except KeyError:

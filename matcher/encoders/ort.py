@@ -1,0 +1,123 @@
+"""ONNX Runtime backend for a sentence-transformers BERT model: no torch import at serving time.
+
+Tokenisation comes from the model folder's own `tokenizer.json` (`tokenizers`), prompts from its
+`config_sentence_transformers.json`, pooling (mean over real tokens, then L2) in numpy, so the vectors
+equal sentence-transformers' up to float rounding (fp32) or quantisation (int8; cosine >= 0.99 is
+checked by the calibration, `encoders.runtime`). The export is made by `encoders.onnx_export`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from matcher.encoders.base import SMALL_BATCH, TextKind, l2_normalize
+from matcher.encoders.onnx_export import onnx_path
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+class OnnxEncoder:
+    """A model folder's ONNX export (fp32 or int8) behind the `Encoder` protocol."""
+
+    def __init__(self, path: str | Path, precision: str, *, encoder_id: str):
+        from tokenizers import Tokenizer
+
+        self.path = Path(path)
+        self.precision = precision
+        self.file = onnx_path(self.path, precision)
+        if not self.file.is_file():
+            raise FileNotFoundError(f"{self.file}: no ONNX export (run `matcher model install`)")
+        self.id = encoder_id
+        st_config = _read_json(self.path / "sentence_bert_config.json")
+        prompts = _read_json(self.path / "config_sentence_transformers.json").get("prompts", {})
+        self._prompt = {"query": prompts.get("query", ""), "passage": prompts.get("passage", "")}
+        self.max_tokens = int(st_config.get("max_seq_length", 512))
+        self.tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+        self.tokenizer.enable_truncation(self.max_tokens)
+        self.tokenizer.no_padding()
+        self.pad_id = int(_read_json(self.path / "config.json").get("pad_token_id", 0))
+        self.dim = int(_read_json(self.path / "config.json").get("hidden_size", 384))
+        self._sessions: dict[int, object] = {}
+        self._session(1)  # load now, so a broken file fails at load time, not mid-request
+
+    def _session(self, threads: int):
+        """One ONNX Runtime session per thread count (the count is fixed when a session is made)."""
+        if threads not in self._sessions:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            # Spinning threads burn a shared 2-core machine's other core while waiting for work.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.log_severity_level = 3
+            self._sessions[threads] = ort.InferenceSession(
+                str(self.file), options, providers=["CPUExecutionProvider"]
+            )
+        return self._sessions[threads]
+
+    def _threads(self, n_texts: int) -> int:
+        if n_texts <= SMALL_BATCH:
+            return 1
+        from matcher.threads import batch_threads
+
+        return batch_threads() or os.cpu_count() or 1
+
+    def token_states(self, encodings: Sequence, threads: int = 1) -> np.ndarray:
+        """Last hidden states of already tokenised texts, padded to the longest: (n, tokens, dim)."""
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, e in enumerate(encodings):
+            ids[row, : len(e.ids)] = e.ids
+            mask[row, : len(e.ids)] = 1
+        session = self._session(threads)
+        return session.run(None, {"input_ids": ids, "attention_mask": mask})[0]  # type: ignore[attr-defined]
+
+    def tokenize(self, texts: Sequence[str], kind: TextKind = "query") -> list:
+        prompt = self._prompt[kind]
+        return self.tokenizer.encode_batch([prompt + t for t in texts])
+
+    def encode_spans(
+        self, text: str, spans: Sequence[tuple[int, int]], *, kind: TextKind = "query"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One pass over `text`: its vector (as `encode` gives it) and a vector per character span of it.
+
+        A span's vector is the mean of the token states whose characters overlap it ("late chunking"):
+        each part is read in the context of the whole text, at the cost of one encoder pass.
+        """
+        prompt = self._prompt[kind]
+        encoding = self.tokenizer.encode(prompt + text)
+        states = self.token_states([encoding])[0]
+        whole = states.mean(axis=0, keepdims=True)
+        starts = np.array([a for a, _ in encoding.offsets]) - len(prompt)
+        ends = np.array([b for _, b in encoding.offsets]) - len(prompt)
+        real = ends > starts  # special tokens have empty offsets
+        parts = np.zeros((len(spans), self.dim), dtype=np.float32)
+        for row, (a, b) in enumerate(spans):
+            inside = real & (starts < b) & (ends > a)
+            parts[row] = states[inside].mean(axis=0) if inside.any() else whole[0]
+        return l2_normalize(whole), l2_normalize(parts)
+
+    def encode(self, texts: Sequence[str], *, kind: TextKind = "query", batch_size: int = 32) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        encodings = self.tokenize(texts, kind)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))  # less padding
+        threads = self._threads(len(texts))
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            batch = [encodings[i] for i in rows]
+            states = self.token_states(batch, threads)
+            lengths = np.array([len(e.ids) for e in batch])
+            mask = (np.arange(states.shape[1])[None, :] < lengths[:, None]).astype(np.float32)
+            out[rows] = (states * mask[..., None]).sum(axis=1) / lengths[:, None]
+        return l2_normalize(out)
