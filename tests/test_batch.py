@@ -299,6 +299,7 @@ def test_cli_assign_writes_assignment_within_capacity(fast_config_file, tmp_path
     assert json.loads(again.stdout)["assignment"]["total_score"] == report["total_score"]
 
 
+@pytest.mark.slow
 def test_bench_smoke():
     out = subprocess.run(
         [sys.executable, "bench/batch.py", "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300

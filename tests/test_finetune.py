@@ -71,6 +71,7 @@ def test_batches_never_repeat_a_request_or_institute(pairs):
         assert len({p.institute for p in batch}) == len(batch)
 
 
+@pytest.mark.slow
 def test_one_step_produces_a_loadable_model(e5_path, pairs, tmp_path):
     from sentence_transformers import SentenceTransformer
 
@@ -90,6 +91,7 @@ def test_one_step_produces_a_loadable_model(e5_path, pairs, tmp_path):
     assert not np.allclose(vectors, before / np.linalg.norm(before), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cli_train_encoder_writes_a_card_and_serves(e5_path, tmp_path):
     cfg = fast_config(
         tmp_path, e5_model=str(e5_path), retrievers=("e5", "bm25"), index_dir=str(tmp_path / "i")

@@ -73,6 +73,7 @@ def test_bootstrap_and_paired_test_are_seeded_and_sane():
     assert paired_test(a, a)["p_value"] == 1.0
 
 
+@pytest.mark.slow
 def test_cross_check_with_ranx(tmp_path):
     ranx = pytest.importorskip("ranx")
     from matcher.evaluation.trec import write_qrels, write_run

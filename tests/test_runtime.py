@@ -130,6 +130,7 @@ def exported(tmp_path_factory) -> Path:
     return scratch
 
 
+@pytest.mark.slow  # exports or runs e5 in two runtimes: seconds to tens of seconds
 @pytest.mark.model
 def test_onnx_vectors_match_the_torch_reference(exported):
     from matcher.encoders.registry import make_encoder
@@ -166,6 +167,7 @@ def test_the_stored_choice_is_what_load_encoder_serves(exported):
         (exported / rt.RUNTIME_FILE).unlink()
 
 
+@pytest.mark.slow  # exports or runs e5 in two runtimes: seconds to tens of seconds
 @pytest.mark.model
 def test_calibration_measures_against_the_reference(exported):
     texts = rt.CALIBRATION_TEXTS[:5]

@@ -93,6 +93,7 @@ def test_derived_vectors_are_unit_rows_built_from_the_encoded_ones(bench, data):
     assert float(np.median((Y[500:] @ X[:500].T).max(axis=1))) > 0.7
 
 
+@pytest.mark.slow
 def test_bench_smoke_runs():
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "scale.py"), "--smoke"],

@@ -5,7 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # the load benchmark in subprocesses: a minute or more
 
 
 def test_desk_load_bench_smoke(tmp_path):

@@ -38,9 +38,12 @@ REQUEST = (
     "또한 차량 전장품의 EMC 노이즈 시험에서 계속 떨어집니다."
 )
 
-pytestmark = pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)), reason=f"{CHROMIUM} not installed"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)), reason=f"{CHROMIUM} not installed"
+    ),
+    pytest.mark.slow,  # starts a desk and a browser: tens of seconds
+]
 
 
 @pytest.fixture(scope="module")

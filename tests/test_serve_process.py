@@ -18,6 +18,8 @@ from matcher.serve.discovery import read_server_file, server_file
 from tests.conftest import ROOT
 from tests.desk_server import start_desk
 
+pytestmark = pytest.mark.slow  # desk processes started and killed: a minute or more
+
 TEXT = "알루미늄 다이캐스팅 하우징에 기공 불량이 많고, 차량 전장품 EMC 노이즈 시험도 필요합니다."
 
 

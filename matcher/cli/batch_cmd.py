@@ -20,7 +20,7 @@ from rich.table import Table
 
 from matcher.assign import Assignment, assign, load_capacity, read_cases, write_assignment
 from matcher.batch import BatchSummary, MatchFn, detect_format, errors_path, open_query_cache, run_batch
-from matcher.cli.engine_cmd import load_matcher
+from matcher.cli.loading import load_matcher
 from matcher.cli.options import ConfigOpt, JsonFlag, SetOpt, TopOpt, cli_config
 from matcher.cli.output import EXIT_INPUT, EXIT_OK, console, err_console, fail, print_json, user_errors
 from matcher.threads import auto_threads, batches_with_auto_threads, torch_threads

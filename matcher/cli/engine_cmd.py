@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from matcher.catalog import load_catalog
+from matcher.cli.loading import load_matcher, stage_progress
 from matcher.cli.options import ConfigOpt, JsonFlag, SetOpt, TopOpt, cli_config
 from matcher.cli.output import (
     EXIT_INPUT,
@@ -20,7 +21,6 @@ from matcher.cli.output import (
     err_console,
     fail,
     print_json,
-    progress_callback,
     user_errors,
 )
 from matcher.config import MatcherConfig
@@ -31,15 +31,6 @@ from matcher.threads import auto_threads, torch_threads
 
 model_app = typer.Typer(help="Install and list encoder models (all offline).", no_args_is_help=True)
 index_app = typer.Typer(help="Build and inspect the capability indexes.", no_args_is_help=True)
-
-
-def _progress(description: str):
-    update, close = progress_callback(description)
-
-    def report(stage: str, done: int, total: int) -> None:
-        update(done, total)
-
-    return report, close
 
 
 @model_app.command("install")
@@ -173,7 +164,7 @@ def index_build(config: ConfigOpt = None, overrides: SetOpt = None, as_json: Jso
     with user_errors(as_json), torch_threads(auto_threads()):
         cfg = cli_config(config, overrides)
         catalog = load_catalog(cfg.catalog_dir)
-        report, close = _progress("색인 생성")
+        report, close = stage_progress("색인 생성")
         start = time.perf_counter()
         try:
             indexes = build_indexes(catalog, cfg, retrievers=_all_retrievers(cfg), progress=report)
@@ -233,23 +224,6 @@ def index_info(config: ConfigOpt = None, overrides: SetOpt = None, as_json: Json
         console.print(f"[red]최신이 아님 (stale): {'; '.join(reasons)}. `matcher index build`[/]")
     else:
         console.print("[green]최신 상태[/]")
-
-
-def load_matcher(cfg: MatcherConfig):
-    """The matcher for a config; a missing or stale index is (re)built once, with a notice.
-
-    A missing model raises `ModelNotFound`, which `user_errors` turns into exit 3."""
-    from matcher.engine import Matcher
-
-    report, close = _progress("색인 생성")
-
-    def notice(reasons: list[str]) -> None:
-        err_console.print(f"[yellow]색인을 새로 만듭니다[/] ({'; '.join(reasons)})")
-
-    try:
-        return Matcher.from_config(cfg, progress=report, on_rebuild=notice)
-    finally:
-        close()
 
 
 def read_request_text(text: str | None, file: Path | None) -> str:

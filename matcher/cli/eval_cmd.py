@@ -11,7 +11,7 @@ from rich.table import Table
 
 from matcher.atomic import write_text_atomic
 from matcher.cli.batch_cmd import open_query_cache
-from matcher.cli.engine_cmd import load_matcher
+from matcher.cli.loading import load_matcher
 from matcher.cli.options import ConfigOpt, JsonFlag, SetOpt, TopOpt, cli_config
 from matcher.cli.output import (
     console,

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from matcher.cli.engine_cmd import load_matcher
+from matcher.cli.loading import load_matcher
 from matcher.cli.options import ConfigOpt, JsonFlag, SetOpt, cli_config
 from matcher.cli.output import (
     EXIT_INPUT,

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from matcher.cli.engine_cmd import load_matcher
+from matcher.cli.loading import load_matcher
 from matcher.cli.options import ConfigOpt, SetOpt, cli_config
 from matcher.cli.output import EXIT_FAILED, EXIT_INPUT, console, fail, user_errors
 from matcher.config import MatcherConfig
