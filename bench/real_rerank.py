@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from matcher.cli.batch_cmd import open_query_cache
+from matcher.batch import open_query_cache
 from matcher.config import load_config
 from matcher.datasets import load_labeled
 from matcher.engine import Matcher
@@ -160,7 +160,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config(args.config).replace(reranker=None)
     matcher = Matcher.from_config(cfg)
-    store = open_query_cache(cfg, quiet=True)
+    store, _ = open_query_cache(cfg.model_dir)
     if store is not None:
         matcher = matcher.with_query_cache(store)
     data = {name: collected(matcher, name, args.out / "features") for name in SETS}

@@ -134,8 +134,10 @@ def test_evaluate_several_sets_side_by_side_and_compare_per_set(fast_config_file
         out / FIXTURE_REQUESTS.stem / "report.md"
     ).is_file()
 
-    table = runner.invoke(app, args)
+    table = runner.invoke(app, [*args, "--query-cache"])  # vectors stored by the first run: same numbers
     assert table.exit_code == 0 and "other" in table.output and "95% CI" in table.output
+    cached = runner.invoke(app, [*args, "--query-cache", "--json"])
+    assert json.loads(cached.stdout)["datasets"]["other"]["metrics"] == sets["other"]["metrics"]
 
     same = runner.invoke(app, ["compare", str(out), str(out), "--json"])
     assert same.exit_code == 0, same.output

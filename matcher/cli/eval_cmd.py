@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from matcher.atomic import write_text_atomic
-from matcher.cli.batch_cmd import open_query_cache
+from matcher.batch import open_query_cache
 from matcher.cli.loading import load_matcher
 from matcher.cli.options import ConfigOpt, JsonFlag, SetOpt, TopOpt, cli_config
 from matcher.cli.output import (
@@ -63,9 +63,12 @@ def _evaluate_sets(
     if top is None:
         cfg = cfg.replace(top=max(cfg.top, EVAL_TOP))
     matcher = load_matcher(cfg)
-    store = open_query_cache(cfg, quiet=False) if query_cache else None
-    if store is not None:
-        matcher = matcher.with_query_cache(store)
+    if query_cache:
+        store, problem = open_query_cache(cfg.model_dir)
+        if problem:
+            err_console.print(f"[yellow]질의 캐시를 쓰지 않습니다: {problem}[/]")
+        if store is not None:
+            matcher = matcher.with_query_cache(store)
     golds = {set_name(d): (d, load_labeled(d, matcher.catalog, strict=False)) for d in datasets}
     summaries = {}
     for name, (dataset, gold) in golds.items():
