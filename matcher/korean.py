@@ -17,11 +17,21 @@ CODE_TAGS = frozenset({"SL", "SN", "W_SERIAL"})
 STOP_MORPHEMES = frozenset({"하", "되", "있", "없", "같", "이", "않", "받", "주", "보", "싶", "드리"})
 
 
+KIWI_OPTIONS = {"load_multi_dict": False}
+"""kiwipiepy 0.24.1 with kiwipiepy_model 0.24.0 (the CoNg model), without the WikiData multi-word
+dictionary: that dictionary was half of kiwi's start-up (CPU 3.2 s -> 1.5 s on this 2-core EPYC).
+It changes the tokens of 44 of 6,976 catalog, request and need texts ("탄화 규소" -> "탄화규소"),
+and `matcher evaluate --batched --config bm25` gives the same numbers on dev and real-dev (docs/speed.md)."""
+
+TOKENIZER = "kiwipiepy content morphemes, no multi-word dictionary"
+"""Saved in the BM25 manifest entry: an index built with another tokenizer is stale."""
+
+
 @lru_cache(maxsize=1)
 def _kiwi():
     from kiwipiepy import Kiwi
 
-    return Kiwi()
+    return Kiwi(**KIWI_OPTIONS)
 
 
 def normalize_text(text: str) -> str:

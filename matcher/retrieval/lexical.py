@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from matcher.korean import tokenize_many
+from matcher.korean import TOKENIZER, tokenize_many
 from matcher.retrieval.base import Progress, Searches, SearchHits
 
 if TYPE_CHECKING:
@@ -147,10 +147,14 @@ class BM25Retriever(Searches):
 
     @classmethod
     def staleness(cls, name: str, entry: dict | None, config: MatcherConfig) -> list[str]:
-        return ["the BM25 index is missing"] if entry is None else []
+        if entry is None:
+            return ["the BM25 index is missing"]
+        if entry.get("tokenizer") != TOKENIZER:
+            return [f"the BM25 index was built with another tokenizer ({entry.get('tokenizer')!r})"]
+        return []
 
     def entry(self) -> dict:
-        return {"dir": self.name, "tokenizer": "kiwipiepy content morphemes"}
+        return {"dir": self.name, "tokenizer": TOKENIZER}
 
     def save(self, directory: Path) -> None:
         self.index.save(directory / self.name)
