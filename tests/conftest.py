@@ -45,3 +45,27 @@ def fast_config_file(tmp_path) -> Path:
     path = tmp_path / "fixture.toml"
     fast_config(tmp_path).save(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def desk(fast_matcher, tmp_path_factory):
+    """A triage desk over the fixture matcher, with its own feedback store per test module."""
+    from matcher.serve.desk import Desk, DeskSettings
+
+    tmp = tmp_path_factory.mktemp("desk")
+    desk = Desk(
+        fast_matcher, DeskSettings(feedback_db=tmp / "fb.sqlite3", work_dir=tmp, runs_dir=tmp / "runs")
+    )
+    yield desk
+    desk.close()
+
+
+@pytest.fixture(scope="module")
+def client(desk):
+    """The desk's app behind FastAPI's test client."""
+    from fastapi.testclient import TestClient
+
+    from matcher.serve.app import create_app
+
+    with TestClient(create_app(desk)) as c:
+        yield c

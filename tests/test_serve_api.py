@@ -26,22 +26,6 @@ def without_latency(data: dict) -> dict:
     return {k: v for k, v in data.items() if k != "latency_ms"}
 
 
-@pytest.fixture(scope="module")
-def desk(fast_matcher, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("desk")
-    desk = Desk(
-        fast_matcher, DeskSettings(feedback_db=tmp / "fb.sqlite3", work_dir=tmp, runs_dir=tmp / "runs")
-    )
-    yield desk
-    desk.close()
-
-
-@pytest.fixture(scope="module")
-def client(desk):
-    with TestClient(create_app(desk)) as c:
-        yield c
-
-
 def test_healthz_names_model_index_and_catalog(client, desk):
     data = client.get("/healthz").json()
     assert data["status"] == "ok"

@@ -18,22 +18,6 @@ from tests.conftest import FIXTURE_REQUESTS
 JOINT = "알루미늄 다이캐스팅 하우징 기공 불량 개선이 필요합니다. 또한 차량 전장품의 EMC 노이즈 시험도 받아야 합니다."
 
 
-@pytest.fixture(scope="module")
-def desk(fast_matcher, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("pages")
-    desk = Desk(
-        fast_matcher, DeskSettings(feedback_db=tmp / "fb.sqlite3", work_dir=tmp, runs_dir=tmp / "runs")
-    )
-    yield desk
-    desk.close()
-
-
-@pytest.fixture(scope="module")
-def client(desk):
-    with TestClient(create_app(desk)) as c:
-        yield c
-
-
 def test_home_is_a_korean_form(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

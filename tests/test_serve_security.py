@@ -11,27 +11,10 @@ from typer.testing import CliRunner
 
 from matcher.cli.app import app as cli
 from matcher.serve.app import create_app
-from matcher.serve.desk import Desk, DeskSettings
 from matcher.serve.security import TOKEN_COOKIE, is_loopback
 
 NASTY = "<script>alert('x')</script> <b>굵게</b> \"인용\" 'single' & 다이캐스팅 기공 불량"
 TOKEN = "s3cret-token-for-tests-0123"
-
-
-@pytest.fixture(scope="module")
-def desk(fast_matcher, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("security")
-    desk = Desk(
-        fast_matcher, DeskSettings(feedback_db=tmp / "fb.sqlite3", work_dir=tmp, runs_dir=tmp / "runs")
-    )
-    yield desk
-    desk.close()
-
-
-@pytest.fixture(scope="module")
-def client(desk):
-    with TestClient(create_app(desk)) as c:
-        yield c
 
 
 def assert_escaped(html: str) -> None:
