@@ -31,6 +31,7 @@ from matcher.datasets import load_labeled
 from matcher.engine import Matcher
 from matcher.evaluation.metrics import jaccard_first
 from matcher.evaluation.runner import make_row
+from matcher.evaluation.tune import best_abstain_threshold
 from matcher.learning.reranker import (
     Collected,
     collect,
@@ -104,18 +105,7 @@ def abstain_threshold(model: LinearReranker, data: Collected) -> tuple[float, fl
     x = data.features.copy()
     x[..., PRIOR_COL] = model.prior_vector(data.institute_ids)
     conf = model.score(x.reshape(-1, x.shape[-1])).reshape(x.shape[:2]).max(axis=1)
-    empty = ~data.labels.any(axis=1)
-    best_t, best_f1 = 0.0, 0.0
-    for t in np.unique(np.round(conf, 4)):
-        abst = conf < t
-        tp = float((abst & empty).sum())
-        if tp == 0:
-            continue
-        p, r = tp / abst.sum(), tp / max(1, empty.sum())
-        f1 = 2 * p * r / (p + r)
-        if f1 > best_f1 + 1e-9:
-            best_t, best_f1 = float(t), f1
-    return round(best_t, 4), best_f1
+    return best_abstain_threshold(conf, ~data.labels.any(axis=1))
 
 
 def joint_sweep(matcher: Matcher, sets: list[str]) -> tuple[float, dict]:

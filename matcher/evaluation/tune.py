@@ -37,6 +37,22 @@ JOINT_GRID = tuple(itertools.product((0.0, 0.02, 0.05, 0.1), (0.02, 0.05, 0.1, 0
 """Stage 2's joint-planner grid: (joint_penalty, joint_margin, joint_candidates)."""
 
 
+def best_abstain_threshold(confidence: np.ndarray, empty: np.ndarray) -> tuple[float, float]:
+    """The confidence below which to abstain with the best F1 of abstaining on requests that fit no
+    institute (`empty`), and that F1; (0.0, 0.0) when no threshold catches one."""
+    best_t, best_f1 = 0.0, 0.0
+    for t in np.unique(np.round(confidence, 4)):
+        abst = confidence < t
+        tp = float((abst & empty).sum())
+        if tp == 0:
+            continue
+        p, r = tp / abst.sum(), tp / max(1, empty.sum())
+        f1 = 2 * p * r / (p + r)
+        if f1 > best_f1 + 1e-9:
+            best_t, best_f1 = float(t), f1
+    return round(best_t, 4), best_f1
+
+
 def _weight_options(n: int) -> list[tuple[float, ...]]:
     if n == 1:
         return [(1.0,)]
@@ -144,17 +160,8 @@ def tune(
     rows, _ = _objective_rows(matcher, golds, prepared, retrieved, best2_cfg.replace(abstain_threshold=0.0))
     conf = np.array([r.confidence for r in rows])
     empty = ~ranked_mask
-    best_t, best_f1 = 0.0, 0.0
-    for t in np.unique(np.round(conf, 4)):
-        abst = conf < t
-        tp = float((abst & empty).sum())
-        if tp == 0:
-            continue
-        p, r = tp / abst.sum(), tp / max(1, empty.sum())
-        f1 = 2 * p * r / (p + r)
-        if f1 > best_f1 + 1e-9:
-            best_t, best_f1 = float(t), f1
-    final = best2_cfg.replace(abstain_threshold=round(best_t, 4), name="tuned")
+    best_t, best_f1 = best_abstain_threshold(conf, empty)
+    final = best2_cfg.replace(abstain_threshold=best_t, name="tuned")
     return {
         "config": final,
         "report": {
