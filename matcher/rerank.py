@@ -26,7 +26,7 @@ from matcher.atomic import write_text_atomic
 from matcher.config import Retriever
 from matcher.problems import InputError, Problem
 from matcher.region import REGION_FEATURES
-from matcher.schema import CapabilityKind
+from matcher.schema import KINDS
 
 if TYPE_CHECKING:
     from matcher.hits import QueryHits
@@ -37,7 +37,6 @@ TOP_HITS = 20
 """Evidence counts are taken among the whole request's best fused record hits."""
 NEAR_BEST = 0.9
 """An institute is near-best for a need when it scores at least this share of the need's best."""
-KINDS = tuple(k.value for k in CapabilityKind)
 PEAK_RETRIEVERS: tuple[str, ...] = get_args(Retriever)
 """Every retriever name, in `config.Retriever` order (the feature order saved models expect)."""
 

@@ -43,6 +43,9 @@ class CapabilityKind(StrEnum):
     programme = "programme"
 
 
+KINDS: tuple[str, ...] = tuple(k.value for k in CapabilityKind)
+"""Kind names in a fixed order (feature columns, stats columns)."""
+
 KIND_LABEL_KO = {
     CapabilityKind.staff: "인력",
     CapabilityKind.technology: "기술",

@@ -13,7 +13,7 @@ from matcher.catalog_checks import lint, sourced_counts
 from matcher.cli.options import JsonFlag
 from matcher.cli.output import EXIT_INPUT, console, err_console, print_json, user_errors
 from matcher.importer import import_table
-from matcher.schema import KIND_LABEL_KO, CapabilityKind
+from matcher.schema import KIND_LABEL_KO, KINDS, CapabilityKind
 
 app = typer.Typer(help="Validate, summarise and import the institute catalog.", no_args_is_help=True)
 
@@ -60,9 +60,6 @@ def validate(
         )
     if strict and warnings:
         raise typer.Exit(EXIT_INPUT)
-
-
-KINDS = tuple(k.value for k in CapabilityKind)
 
 
 def stats_dict(cat) -> dict:
