@@ -30,14 +30,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def measure(config_name: str, requests_path: str, n: int, fresh_index: bool, overrides: dict) -> dict:
     """Runs inside the child process: build (or load) the index, then time `n` single requests."""
     sys.path.insert(0, str(ROOT))
-    from matcher.catalog import load_catalog
+    from matcher.catalog_cache import catalog_of
     from matcher.config import load_config
     from matcher.datasets import load_labeled
     from matcher.engine import Matcher
     from matcher.index_store import build_indexes
 
     cfg = load_config(config_name, **overrides)
-    catalog = load_catalog(cfg.catalog_dir)
+    catalog = catalog_of(cfg)
     t0 = time.perf_counter()
     if fresh_index:
         build_indexes(catalog, cfg)

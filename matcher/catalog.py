@@ -304,6 +304,11 @@ def _parse_institute_file(
     return institute, capabilities, problems
 
 
+def catalog_files(directory: Path) -> list[Path]:
+    """The institute files of a catalog directory, in load order."""
+    return sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+
+
 def load_catalog(directory: str | Path) -> Catalog:
     """Load and validate every `*.yaml` file of a catalog directory.
 
@@ -313,7 +318,7 @@ def load_catalog(directory: str | Path) -> Catalog:
     directory = Path(directory)
     if not directory.is_dir():
         raise InputError([Problem(str(directory), "catalog directory not found")])
-    files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+    files = catalog_files(directory)
     if not files:
         raise InputError([Problem(str(directory), "no institute files (*.yaml) found")])
     institutes: list[Institute] = []

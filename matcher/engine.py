@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from matcher.catalog import load_catalog
+from matcher.catalog_cache import catalog_of
 from matcher.config import MatcherConfig
 from matcher.encoders.query_cache import QueryVectorStore
 from matcher.evidence import members_evidence
@@ -48,7 +48,7 @@ class Matcher:
         cls, config: MatcherConfig, *, rebuild: bool = True, progress: Progress | None = None, on_rebuild=None
     ) -> Matcher:
         """Load the catalog and indexes named by the config (building a missing or stale index)."""
-        catalog = load_catalog(config.catalog_dir)
+        catalog = catalog_of(config)
         indexes = load_indexes(catalog, config, rebuild=rebuild, progress=progress, on_rebuild=on_rebuild)
         reranker = LinearReranker.load(config.reranker) if config.reranker else None
         return cls(indexes, config, reranker)

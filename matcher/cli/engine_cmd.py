@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from matcher.catalog import load_catalog
+from matcher.catalog_cache import catalog_of
 from matcher.cli.loading import load_matcher, stage_progress
 from matcher.cli.options import ConfigOpt, JsonFlag, SetOpt, TopOpt, cli_config
 from matcher.cli.output import (
@@ -163,7 +163,7 @@ def index_build(config: ConfigOpt = None, overrides: SetOpt = None, as_json: Jso
     """Encode the catalog (re-encoding only changed records) and save the FAISS and BM25 indexes."""
     with user_errors(as_json), torch_threads(auto_threads()):
         cfg = cli_config(config, overrides)
-        catalog = load_catalog(cfg.catalog_dir)
+        catalog = catalog_of(cfg)
         report, close = stage_progress("색인 생성")
         start = time.perf_counter()
         try:
@@ -198,7 +198,7 @@ def index_info(config: ConfigOpt = None, overrides: SetOpt = None, as_json: Json
     """
     with user_errors(as_json):
         cfg = cli_config(config, overrides)
-        catalog = load_catalog(cfg.catalog_dir)
+        catalog = catalog_of(cfg)
         manifest = read_manifest(cfg.index_dir)
         if manifest is None:
             fail(f"{cfg.index_dir}에 색인이 없습니다. `matcher index build`로 만드세요.", EXIT_STATE)

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from matcher.catalog import load_catalog
+from matcher.catalog_cache import catalog_of
 from matcher.config import MatcherConfig
 from matcher.datasets import load_labeled
 from matcher.encoders.cpu import native_bf16
@@ -53,7 +53,7 @@ def fine_tune_encoder(
     base_path = Path(base.path)  # type: ignore[attr-defined]
     if out.resolve() == base_path.resolve():
         raise InputError([Problem(str(out), "--out이 원본 모델과 같습니다 (choose another directory)")])
-    catalog = load_catalog(config.catalog_dir)
+    catalog = catalog_of(config)
     golds = load_labeled(train, catalog, strict=False)
     params = ft.TrainParams(
         epochs=epochs,
