@@ -88,6 +88,9 @@ class MatcherConfig(BaseModel):
     # Learned re-ranker (a JSON file written by `matcher train reranker`), optional.
     reranker: str | None = None
     encode_batch_size: int = Field(default=32, ge=1)
+    prefetch_queries: bool = True
+    """A one-shot `matcher match` encodes the request in one forked worker per retriever while it
+    loads the indexes (`matcher.prefetch`); false: everything in one process, one after the other."""
     seed: int = 13
 
     def replace(self, **changes: Any) -> MatcherConfig:

@@ -8,7 +8,8 @@ The orchestrator of DESIGN.md's arrows; each stage is its own module:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,10 +54,18 @@ class Matcher:
         reranker = LinearReranker.load(config.reranker) if config.reranker else None
         return cls(indexes, config, reranker)
 
-    def match(self, request: Request | str) -> MatchResult:
+    def match(self, request: Request | str, encoded: Mapping[str, Any] | None = None) -> MatchResult:
+        """One request; `encoded`: its queries already encoded per retriever (`matcher.prefetch`)."""
         if isinstance(request, str):
             request = Request(id="request", text=request)
-        return self.match_batch([request])[0]
+        return self.match_batch([request], encoded)[0]
+
+    WARM_UP_TEXT = "알루미늄 다이캐스팅 부품의 기공 불량 원인 분석과 진동 내구 시험"
+
+    def warm_up(self) -> None:
+        """Load every model a request needs (kiwi, the encoders load on first use) by matching one
+        fixed sentence, so a desk answers its first request as fast as the next ones."""
+        self.match(Request(id="warm-up", text=self.WARM_UP_TEXT))
 
     def match_many(self, requests: Iterable[Request], batch_size: int = 32) -> Iterator[MatchResult]:
         """Stream results, encoding requests in batches (memory stays flat for any input size)."""
@@ -69,10 +78,12 @@ class Matcher:
         if batch:
             yield from self.match_batch(batch)
 
-    def match_batch(self, requests: Sequence[Request]) -> list[MatchResult]:
+    def match_batch(
+        self, requests: Sequence[Request], encoded: Mapping[str, Any] | None = None
+    ) -> list[MatchResult]:
         start = time.perf_counter()
         prepared = self.prepare(requests)
-        return self.rank(prepared, self.retrieve(prepared.queries), started=start)
+        return self.rank(prepared, self.retrieve(prepared.queries, encoded), started=start)
 
     def with_config(self, config: MatcherConfig) -> Matcher:
         """The same indexes under other knobs (for tuning: retrieval is reused, only ranking changes).
@@ -95,9 +106,9 @@ class Matcher:
         """Texts, needs and the flat list of queries (whole request first, then its needs)."""
         return prepare(requests, self.config)
 
-    def retrieve(self, queries: list[str]) -> Retrieved:
+    def retrieve(self, queries: list[str], encoded: Mapping[str, Any] | None = None) -> Retrieved:
         """Every retriever's `(scores, ids)` hits for every query: the expensive, knob-independent part."""
-        return self.indexes.search(queries, self.config)
+        return self.indexes.search(queries, self.config, encoded)
 
     def rank(
         self, prepared: Prepared, retrieved: Retrieved, started: float | None = None

@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,13 +47,22 @@ class IndexSet:
     retrievers: dict[str, Retriever] = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
 
-    def search(self, queries: list[str], config: MatcherConfig) -> Retrieved:
-        """Every configured retriever's `(scores, ids)` hits for every query (`config.hits_per_need` each)."""
+    def search(
+        self, queries: list[str], config: MatcherConfig, encoded: Mapping[str, Any] | None = None
+    ) -> Retrieved:
+        """Every configured retriever's `(scores, ids)` hits for every query (`config.hits_per_need` each).
+
+        `encoded`: query representations already made by `Retriever.query_encoder` (in another
+        process, `matcher.prefetch`), by retriever name; the others are encoded here."""
         out: Retrieved = {}
         for name in config.retrievers:
             if name not in self.retrievers:
                 raise RuntimeError(f"retriever {name!r} has no index loaded")
-            out[name] = self.retrievers[name].search(queries, config.hits_per_need)
+            retriever = self.retrievers[name]
+            if encoded is not None and encoded.get(name) is not None:
+                out[name] = retriever.search_encoded(encoded[name], config.hits_per_need)
+            else:
+                out[name] = retriever.search(queries, config.hits_per_need)
         return out
 
     def with_query_cache(self, store: QueryVectorStore) -> IndexSet:

@@ -284,7 +284,12 @@ def match(
         if answer is not None:
             result = MatchResult.from_dict(answer)
         else:
-            result = load_matcher(cfg).match(Request(id="request", text=raw))
+            from matcher import prefetch
+
+            request = Request(id="request", text=raw)
+            workers = prefetch.start(cfg, request)
+            matcher = load_matcher(cfg)
+            result = matcher.match(request, workers.results() if workers else None)
     if as_json:
         print_json(answer if answer is not None else result.to_dict())
     else:

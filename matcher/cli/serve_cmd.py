@@ -96,7 +96,9 @@ def serve(
             max_batch=max_batch,
             review_below=review_below,
         )
-        desk = Desk(load_matcher(cfg), settings)
+        matcher = load_matcher(cfg)
+        matcher.warm_up()  # models load on first use; the first request should not pay for it
+        desk = Desk(matcher, settings)
     _run(desk, cfg, config, sock, token, log_level, time.perf_counter() - start, announce)
 
 

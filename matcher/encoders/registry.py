@@ -53,12 +53,28 @@ def load_encoder(retriever: str, *, e5_model: str, model_dir: str | Path, runtim
     """
     if retriever != "e5":
         return _load(retriever, "", "")
+    from matcher.encoders.runtime import resolve
+
+    path = _e5_path(e5_model, model_dir)
+    return _load("e5", str(path.resolve()), resolve(runtime, path))
+
+
+def encoder_identity(retriever: str, *, e5_model: str, model_dir: str | Path, runtime: str = "auto") -> str:
+    """The id `load_encoder` gives, without loading e5 (its tokenizer and ONNX session take ~1.6 s):
+    a saved index's staleness needs only the id."""
+    if retriever != "e5":
+        return _load(retriever, "", "").id  # USE and hashing load their weights on first use, if ever
+    from matcher.encoders.factory import encoder_id
+    from matcher.encoders.runtime import resolve
+
+    path = _e5_path(e5_model, model_dir)
+    return encoder_id(path, resolve(runtime, path))
+
+
+def _e5_path(e5_model: str, model_dir: str | Path) -> Path:
     try:
-        path = resolve_model_path(e5_model, model_dir)
+        return resolve_model_path(e5_model, model_dir)
     except ModelNotFound:
         if e5_model != DEFAULT_E5:
             raise
-        path = ensure_default_model(model_dir)
-    from matcher.encoders.runtime import resolve
-
-    return _load("e5", str(path.resolve()), resolve(runtime, path))
+        return ensure_default_model(model_dir)

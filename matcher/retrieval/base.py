@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 SearchHits = tuple[np.ndarray, np.ndarray]
 """`(scores, ids)`, each of shape `(n_queries, k)`, as FAISS returns them."""
 Progress = Callable[[str, int, int], None]
+QueryEncoder = Callable[[list[str]], Any]
 
 
 class Retriever(Protocol):
@@ -56,6 +57,12 @@ class Retriever(Protocol):
 
     def encode_queries(self, texts: Sequence[str]) -> Any:
         """The per-query representation the index searches with (vectors, tokens, tf-idf rows)."""
+        ...
+
+    @classmethod
+    def query_encoder(cls, name: str, config: MatcherConfig) -> QueryEncoder | None:
+        """`encode_queries` without the index, for a process that has not loaded it (`matcher.prefetch`);
+        None when queries need the index itself (tf-idf's fitted vocabulary)."""
         ...
 
     def search_encoded(self, queries: Any, k: int) -> SearchHits: ...

@@ -9,7 +9,7 @@ shape (n_queries, k), id -1 for "no result". `DenseRetriever` puts an encoder in
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,8 +19,8 @@ import numpy as np
 from matcher.encoders.base import Encoder
 from matcher.encoders.cache import EmbeddingCache, content_key
 from matcher.encoders.query_cache import CachingEncoder, QueryVectorStore
-from matcher.encoders.registry import load_encoder
-from matcher.retrieval.base import Progress, Searches, SearchHits
+from matcher.encoders.registry import encoder_identity, load_encoder
+from matcher.retrieval.base import Progress, QueryEncoder, Searches, SearchHits
 
 if TYPE_CHECKING:
     from matcher.config import MatcherConfig
@@ -117,6 +117,13 @@ def dense_encoder(name: str, config: MatcherConfig) -> Encoder:
     return load_encoder(name, e5_model=config.e5_model, model_dir=config.model_dir, runtime=config.e5_runtime)
 
 
+def dense_encoder_id(name: str, config: MatcherConfig) -> str:
+    """`dense_encoder(name, config).id` without loading the model."""
+    return encoder_identity(
+        name, e5_model=config.e5_model, model_dir=config.model_dir, runtime=config.e5_runtime
+    )
+
+
 def encode_records(
     encoder: Encoder,
     records: Sequence[Capability],
@@ -154,7 +161,7 @@ class DenseRetriever(Searches):
     def __init__(
         self,
         name: str,
-        encoder: Encoder,
+        encoder: Encoder | Callable[[], Encoder],
         index: CapabilityIndex,
         *,
         batch_size: int = 32,
@@ -163,13 +170,25 @@ class DenseRetriever(Searches):
         encoded: int = 0,
     ):
         self.name = name
-        self.encoder = encoder
+        self._encoder = encoder
         self.index = index
         self.batch_size = batch_size
         self.ef_search = ef_search
         self.nprobe = nprobe
         self.encoded = encoded
         """Records encoded when it was built (the rest came from the embedding cache)."""
+
+    @property
+    def encoder(self) -> Encoder:
+        """Loaded on first use: a loaded index whose queries come encoded (`matcher.prefetch`) or from
+        the query cache never loads its model."""
+        if callable(self._encoder) and not hasattr(self._encoder, "encode"):
+            self._encoder = self._encoder()
+        return self._encoder  # type: ignore[return-value]
+
+    @encoder.setter
+    def encoder(self, encoder: Encoder) -> None:
+        self._encoder = encoder
 
     @staticmethod
     def _options(config: MatcherConfig) -> dict:
@@ -194,11 +213,11 @@ class DenseRetriever(Searches):
         cls, name: str, directory: Path, entry: dict, records: Sequence[Capability], config: MatcherConfig
     ) -> DenseRetriever:
         index = CapabilityIndex.load(directory / entry["file"], entry["index_type"])
-        return cls(name, dense_encoder(name, config), index, **cls._options(config))
+        return cls(name, lambda: dense_encoder(name, config), index, **cls._options(config))
 
     @classmethod
     def staleness(cls, name: str, entry: dict | None, config: MatcherConfig) -> list[str]:
-        current = dense_encoder(name, config).id  # first: a missing model is reported as such
+        current = dense_encoder_id(name, config)  # first: a missing model is reported as such
         if entry is None:
             return [f"retriever {name!r} is not in the index"]
         if entry.get("encoder_id") != current:
@@ -226,6 +245,11 @@ class DenseRetriever(Searches):
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder.encode(list(texts), kind="query", batch_size=self.batch_size)
+
+    @classmethod
+    def query_encoder(cls, name: str, config: MatcherConfig) -> QueryEncoder:
+        encoder, batch_size = dense_encoder(name, config), config.encode_batch_size
+        return lambda texts: encoder.encode(list(texts), kind="query", batch_size=batch_size)
 
     def search_encoded(self, queries: np.ndarray, k: int) -> SearchHits:
         return self.index.search(queries, k, ef_search=self.ef_search, nprobe=self.nprobe)

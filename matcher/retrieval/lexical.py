@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from matcher.korean import TOKENIZER, tokenize_many
-from matcher.retrieval.base import Progress, Searches, SearchHits
+from matcher.retrieval.base import Progress, QueryEncoder, Searches, SearchHits
 
 if TYPE_CHECKING:
     from matcher.config import MatcherConfig
@@ -161,6 +161,10 @@ class BM25Retriever(Searches):
 
     def encode_queries(self, texts: Sequence[str]) -> list[list[str]]:
         return tokenize_many(list(texts))
+
+    @classmethod
+    def query_encoder(cls, name: str, config: MatcherConfig) -> QueryEncoder:
+        return tokenize_many
 
     def search_encoded(self, queries: list[list[str]], k: int) -> SearchHits:
         return self.index.search_tokens(queries, k)

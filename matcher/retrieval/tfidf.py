@@ -119,5 +119,9 @@ class TfidfRetriever(Searches):
     def encode_queries(self, texts: Sequence[str]):
         return self.index.transform(texts)
 
+    @classmethod
+    def query_encoder(cls, name: str, config: MatcherConfig) -> None:
+        return None  # the query rows need the fitted vocabulary, i.e. the index
+
     def search_encoded(self, queries, k: int) -> SearchHits:
         return self.index.search_rows(queries, k)

@@ -1,0 +1,85 @@
+"""A cold one-shot match on several cores: each retriever encodes the request in its own process.
+
+A `matcher match` without a desk spends most of its seconds loading models, one after the other:
+kiwi's morpheme model for BM25 (~1.8 s on a 2-core EPYC), USE's weights (~0.9 s), the e5 ONNX
+session (~0.5 s). None of them needs the index, and each holds the GIL while it loads, so threads do
+not overlap them. Forked workers do: each runs its retriever's `query_encoder` on the request's
+queries and sends the result back through a pipe while the parent loads the catalog and the indexes.
+The parent then searches with what came back, and encodes itself whatever a worker could not give
+(an error, a timeout, a platform without fork): the result is the same either way, only slower.
+
+Used for one request in a process that has loaded nothing yet; a desk, a batch or an evaluation keeps
+its models warm and gains nothing from it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from matcher.config import MatcherConfig
+    from matcher.schema import Request
+
+WAIT_S = 120.0
+"""How long the parent waits for a worker after its own loading is done (then encodes itself)."""
+
+
+def _encode(conn: Connection, name: str, config: MatcherConfig, queries: list[str]) -> None:
+    """In the worker: encode and send `(True, representation)`, or `(False, reason)`."""
+    try:
+        from matcher.retrieval.registry import retriever_class
+
+        encode = retriever_class(name).query_encoder(name, config)
+        conn.send((True, None if encode is None else encode(queries)))
+    except BaseException as exc:  # the parent encodes itself and reports the error if it recurs
+        conn.send((False, f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+class QueryPrefetch:
+    """Workers encoding one request's queries, one per configured retriever."""
+
+    def __init__(self, config: MatcherConfig, queries: list[str]):
+        ctx = multiprocessing.get_context("fork")
+        self._workers: dict[str, tuple[Any, Connection]] = {}
+        for name in dict.fromkeys(config.retrievers):
+            receive, send = ctx.Pipe(duplex=False)
+            process = ctx.Process(target=_encode, args=(send, name, config, queries), daemon=True)
+            process.start()
+            send.close()
+            self._workers[name] = (process, receive)
+
+    def results(self, timeout: float = WAIT_S) -> dict[str, Any]:
+        """What each worker encoded, by retriever name (missing: encode in the parent)."""
+        out: dict[str, Any] = {}
+        for name, (process, receive) in self._workers.items():
+            try:
+                if receive.poll(timeout):
+                    ok, value = receive.recv()
+                    if ok and value is not None:
+                        out[name] = value
+            except (EOFError, OSError):  # the worker died before sending
+                pass
+            finally:
+                receive.close()
+                process.join(timeout=1)
+                if process.is_alive():
+                    process.kill()
+        self._workers.clear()
+        return out
+
+
+def start(config: MatcherConfig, request: Request) -> QueryPrefetch | None:
+    """Start the workers for one request, or None where they cannot help (one core, no fork)."""
+    if not config.prefetch_queries or (os.cpu_count() or 1) < 2:
+        return None
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    from matcher.hits import prepare
+
+    return QueryPrefetch(config, prepare([request], config).queries)

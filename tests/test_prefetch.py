@@ -1,0 +1,82 @@
+"""Cold one-shot matching: queries encoded in forked workers give the same result as in-process."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import fast_config
+
+from matcher import prefetch
+from matcher.engine import Matcher
+from matcher.schema import Request
+
+TEXT = (
+    "차량용 ECU의 EMC 시험에서 전도성 방출이 기준을 넘습니다. 세라믹 기판의 열충격 신뢰성도 평가해야 합니다."
+)
+
+
+@pytest.fixture
+def cold(tmp_path):
+    config = fast_config(tmp_path)
+    Matcher.from_config(config)  # build and save the index; the test then loads it like a new process
+    return config
+
+
+def test_workers_encode_what_the_retrievers_would_and_the_match_is_identical(cold):
+    request = Request(id="r", text=TEXT)
+    workers = prefetch.start(cold, request)
+    assert workers is not None
+    encoded = workers.results()
+    assert set(encoded) == {"hashing", "bm25"}
+    matcher = Matcher.from_config(cold)
+    queries = matcher.prepare([request]).queries
+    assert len(queries) == 3  # the whole request and its two needs
+    assert encoded["bm25"] == matcher.indexes.retrievers["bm25"].encode_queries(queries)
+    np.testing.assert_array_equal(
+        encoded["hashing"], matcher.indexes.retrievers["hashing"].encode_queries(queries)
+    )
+    with_workers, alone = matcher.match(request, encoded).to_dict(), matcher.match(request).to_dict()
+    for result in (with_workers, alone):
+        result.pop("latency_ms")
+    assert json.dumps(with_workers, sort_keys=True) == json.dumps(alone, sort_keys=True)
+
+
+def test_a_failing_worker_leaves_its_retriever_to_the_parent(cold, monkeypatch):
+    from matcher.retrieval.lexical import BM25Retriever
+
+    def broken(cls, name, config):
+        raise RuntimeError("kiwi could not load")
+
+    monkeypatch.setattr(BM25Retriever, "query_encoder", classmethod(broken))
+    encoded = prefetch.start(cold, Request(id="r", text=TEXT)).results()
+    assert set(encoded) == {"hashing"}
+    result = Matcher.from_config(cold).match(Request(id="r", text=TEXT), encoded)
+    assert result.recommendations
+
+
+def test_no_workers_when_switched_off_or_on_one_core(cold, monkeypatch):
+    request = Request(id="r", text=TEXT)
+    assert prefetch.start(cold.replace(prefetch_queries=False), request) is None
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert prefetch.start(cold, request) is None
+
+
+def test_a_loaded_index_loads_its_encoder_only_when_it_encodes(cold):
+    matcher = Matcher.from_config(cold)
+    dense = matcher.indexes.retrievers["hashing"]
+    assert not hasattr(dense._encoder, "encode")  # still the loader
+    dense.encode_queries(["세라믹 기판"])
+    assert hasattr(dense._encoder, "encode") and dense.encoder.id == dense.entry()["encoder_id"]
+
+
+def test_encoded_queries_are_searched_instead_of_encoding_again(cold):
+    matcher = Matcher.from_config(cold)
+    queries = matcher.prepare([Request(id="r", text=TEXT)]).queries
+    other = [["열충격", "세라믹"]] * len(queries)
+    given = matcher.retrieve(queries, {"bm25": other})["bm25"]
+    np.testing.assert_array_equal(
+        given[1], matcher.indexes.retrievers["bm25"].search_encoded(other, given[1].shape[1])[1]
+    )
+    assert not np.array_equal(given[1], matcher.retrieve(queries)["bm25"][1])
