@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from matcher.config import MatcherConfig
     from matcher.schema import Request
 
-WAIT_S = 120.0
+WAIT_S = 60.0
 """How long the parent waits for a worker after its own loading is done (then encodes itself)."""
 
 

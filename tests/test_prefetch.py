@@ -80,3 +80,12 @@ def test_encoded_queries_are_searched_instead_of_encoding_again(cold):
         given[1], matcher.indexes.retrievers["bm25"].search_encoded(other, given[1].shape[1])[1]
     )
     assert not np.array_equal(given[1], matcher.retrieve(queries)["bm25"][1])
+
+
+def test_a_worker_forked_from_a_process_with_models_loaded_does_not_hang(cold):
+    """The parent has used kiwi (and its worker threads) before forking: the child builds its own."""
+    from matcher.korean import tokenize_many
+
+    tokenize_many(["세라믹 기판 열충격", "전도성 방출 시험"])
+    encoded = prefetch.start(cold, Request(id="r", text=TEXT)).results(timeout=30)
+    assert set(encoded) == {"hashing", "bm25"}
