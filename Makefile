@@ -2,25 +2,37 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint format eval reranker baselines tune bench-smoke serve bench-desk clean
+.PHONY: setup setup-runtime setup-dev demo test test-fast lint format eval reranker baselines tune bench-smoke serve bench-desk clean
 
-$(STAMP): pyproject.toml
+## What matching needs (the demo, the desk, batches): no test or notebook tooling.
+$(RUNTIME): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: 2.13.0 is the CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[test,dev]"
+	$(BIN)/pip install -q -e .
+	touch $(RUNTIME)
+
+## Plus the tests, the linter and what runs the notebooks (`make test`, CI).
+$(STAMP): $(RUNTIME)
+	$(BIN)/pip install -q -e ".[test]"
 	touch $(STAMP)
 
+setup-runtime: $(RUNTIME)
 setup: $(STAMP)
 
-models/e5-small/runtime.json: $(STAMP)
+## Plus JupyterLab, for working in the notebooks by hand.
+setup-dev: $(STAMP)
+	$(BIN)/pip install -q -e ".[test,dev]"
+
+models/e5-small/runtime.json: $(RUNTIME)
 	$(BIN)/matcher model install
 
 ## Quickstart 1: set up, convert the default model, build the index and match a sample request.
-demo: setup models/e5-small/runtime.json
+demo: setup-runtime models/e5-small/runtime.json
 	$(BIN)/matcher catalog stats
 	$(BIN)/matcher index build
 	$(BIN)/matcher match "알루미늄 다이캐스팅 하우징에 기공 불량이 많고, 개선품은 차량 진동 내구 시험까지 받아야 합니다."
@@ -59,7 +71,7 @@ tune: setup
 	$(BIN)/matcher tune --dataset data/requests/train.jsonl --out runs/tune
 
 ## The triage desk on http://127.0.0.1:8765 (pages, JSON API, OpenAPI at /docs); Ctrl-C stops it.
-serve: setup models/e5-small/runtime.json
+serve: setup-runtime models/e5-small/runtime.json
 	$(BIN)/matcher serve
 
 ## Bounded load benchmark of the desk on loopback (docs/desk.md, BENCHMARKS.md).
