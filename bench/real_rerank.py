@@ -1,7 +1,7 @@
 """Re-ranker variants for real cases, chosen by grouped CV on real-train; dev sets read once, reported.
 
     python bench/real_rerank.py [--config hybrid] [--out runs/real_rerank]
-    python bench/real_rerank.py --ablations   # feature groups by CV on real-train only (no dev set read)
+    python bench/real_rerank.py --ablations [--seeds 3]   # feature groups by CV on real-train only
 
 Collects the engine's feature rows (retrieval included, query vectors from the shared query cache) for
 synthetic train, real-train, synthetic dev and real-dev once per catalog (cached under --out), then fits:
@@ -96,21 +96,28 @@ WEIGHTS = (1.0, 3.0, 10.0, 30.0)
 """The real cases' weights tried, as `matcher train reranker` tries them."""
 
 
-def ablations(both: Collected, real_mask: np.ndarray) -> dict[str, dict[str, float]]:
-    """Joint-data CV on real-train with all features, then without each group in turn."""
+def ablations(both: Collected, real_mask: np.ndarray, seeds: int = 1) -> dict[str, dict]:
+    """Joint-data CV on real-train with all features, then without each group in turn; with several
+    seeds (fold splits 13, 14, …), the mean and standard deviation of each held-out metric, C and
+    weight chosen per seed (92 requests: one split's luck moves MRR by about 0.01)."""
     rows = {}
     for name, drop in {"all features": (), **{f"− {g}": (g,) for g in FEATURE_GROUPS}}.items():
-        _, report = fit_reranker(
-            both, weighted=real_mask, weight_grid=WEIGHTS, select=real_mask, without=drop
-        )
-        rows[name] = {
-            "cv_mrr": round(report["cv_mrr"], 4),
-            "cv_hit@1": round(report["cv_hit@1"], 4),
-            "cv_hit@3": round(report["cv_hit@3"], 4),
-            "C": report["C"],
-            "weight": report["weight"],
-        }
-        print(name, json.dumps(rows[name]), flush=True)
+        reports = [
+            fit_reranker(
+                both, weighted=real_mask, weight_grid=WEIGHTS, select=real_mask, without=drop, seed=13 + i
+            )[1]
+            for i in range(seeds)
+        ]
+        row: dict = {}
+        for key in ("cv_mrr", "cv_hit@1", "cv_hit@3"):
+            values = np.array([r[key] for r in reports])
+            row[key] = round(float(values.mean()), 4)
+            if seeds > 1:
+                row[f"{key}_sd"] = round(float(values.std()), 4)
+        row["C"] = [r["C"] for r in reports]
+        row["weight"] = [r["weight"] for r in reports]
+        rows[name] = row
+        print(name, json.dumps(row), flush=True)
     return rows
 
 
@@ -169,6 +176,7 @@ def main() -> None:
     parser.add_argument(
         "--ablations", action="store_true", help="Feature groups by CV on real-train; reads no dev set."
     )
+    parser.add_argument("--seeds", type=int, default=1, help="Fold splits averaged by --ablations.")
     args = parser.parse_args()
     cfg = load_config(args.config).replace(reranker=None)
     matcher = Matcher.from_config(cfg)
@@ -181,7 +189,7 @@ def main() -> None:
     both = concat([data["train"], data["real-train"]])
     real_mask = np.r_[np.zeros(n_syn, bool), np.ones(n_real, bool)]
     if args.ablations:
-        rows = ablations(both, real_mask)
+        rows = ablations(both, real_mask, args.seeds)
         (args.out / "ablations.json").write_text(json.dumps(rows, ensure_ascii=False, indent=1))
         return
 

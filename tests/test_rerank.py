@@ -230,3 +230,14 @@ def test_default_preset_ships_its_reranker_and_it_matches_this_version():
     assert cfg.reranker and Path(cfg.reranker).is_file()
     model = LinearReranker.load(cfg.reranker)  # feature names must match this version's
     assert model.meta.get("C") and model.prior
+
+
+def test_cards_preset_ships_a_model_that_reads_the_cards():
+    from matcher.config import load_config
+
+    default, cards = load_config("hybrid"), load_config("hybrid-cards")
+    assert not LinearReranker.load(default.reranker).uses_cards
+    model = LinearReranker.load(cards.reranker)
+    assert model.uses_cards and model.meta.get("C") and model.prior
+    # the same engine otherwise: only the re-ranker and the thresholds chosen for it differ
+    assert cards.retrievers == default.retrievers and cards.retriever_weights == default.retriever_weights
