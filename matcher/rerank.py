@@ -17,6 +17,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
@@ -214,12 +215,12 @@ class LinearReranker:
         """The prior feature for institutes in catalog order (unknown institutes get the default)."""
         return np.array([self.prior.get(i, self.prior_default) for i in institute_ids], dtype=np.float64)
 
-    @property
+    @cached_property
     def columns(self) -> list[int]:
         """Positions of the model's features in the full feature rows."""
         return [FEATURE_NAMES.index(n) for n in self.feature_names]
 
-    @property
+    @cached_property
     def uses_cards(self) -> bool:
         """Whether the model reads the institute cards (else the ranker skips them)."""
         return any(n in FEATURE_GROUPS["cards"] for n in self.feature_names)
