@@ -61,7 +61,7 @@ eval: setup
 ## Retrain the learned re-ranker (synthetic train + real-train, C and the real cases' weight chosen by
 ## grouped CV on real-train), then evaluate on dev and real-dev. Rerun after every catalog change.
 reranker: setup
-	$(BIN)/matcher train reranker --out matcher/configs/reranker.json
+	$(BIN)/matcher train reranker --query-cache --without cards --out matcher/configs/reranker.json
 	$(BIN)/matcher evaluate --batched --query-cache --out runs/eval
 
 baselines: setup

@@ -1,17 +1,22 @@
 """Re-ranker variants for real cases, chosen by grouped CV on real-train; dev sets read once, reported.
 
     python bench/real_rerank.py [--config hybrid] [--out runs/real_rerank]
+    python bench/real_rerank.py --ablations [--seeds 3]   # feature groups by CV on real-train only
 
 Collects the engine's feature rows (retrieval included, query vectors from the shared query cache) for
 synthetic train, real-train, synthetic dev and real-dev once per catalog (cached under --out), then fits:
 
   synthetic   the re-ranker as before: synthetic train only, C by CV on it
-  joint-data  synthetic train + real-train, real cases weighted (1, 3, 10), C and weight by CV MRR
+  joint-data  synthetic train + real-train, real cases weighted (1, 3, 10, 30), C and weight by CV MRR
               on the held-out real-train requests
   real-only   real-train alone, C by CV on it
 
 Selection uses only the CV column (held-out real-train MRR); the dev columns are printed for the
 record (ranking only: joint planning off, as `matcher train reranker` scores it).
+
+`--ablations` fits the joint-data learner without one feature group at a time (`rerank.FEATURE_GROUPS`),
+on synthetic train + real-train only, and prints held-out real-train MRR,
+hit@1 and hit@3: which evidence earns its place.
 """
 
 from __future__ import annotations
@@ -35,10 +40,11 @@ from matcher.evaluation.tune import best_abstain_threshold
 from matcher.learning.reranker import (
     Collected,
     collect,
+    concat,
     fit_reranker,
     ranking_scores,
 )
-from matcher.rerank import FEATURE_NAMES, PRIOR_COL, SCORE_COL, LinearReranker
+from matcher.rerank import FEATURE_GROUPS, FEATURE_NAMES, PRIOR_COL, SCORE_COL, LinearReranker
 
 SETS = {
     "train": "data/requests/train.jsonl",
@@ -64,15 +70,6 @@ def collected(matcher: Matcher, name: str, out: Path) -> Collected:
     return data
 
 
-def concat(parts: list[Collected]) -> Collected:
-    return Collected(
-        [i for p in parts for i in p.request_ids],
-        np.concatenate([p.features for p in parts]),
-        np.concatenate([p.labels for p in parts]),
-        parts[0].institute_ids,
-    )
-
-
 def read(model: LinearReranker | None, data: Collected) -> dict[str, float]:
     """Ranking metrics (hit@1, hit@3, MRR) of a model, or of the engine's score when None."""
     ranked = data.labels.any(axis=1)
@@ -93,6 +90,35 @@ def read(model: LinearReranker | None, data: Collected) -> dict[str, float]:
         "hit@3": float(np.mean(hit3)),
         "mrr": float(m["mrr"][ranked].mean()),
     }
+
+
+WEIGHTS = (1.0, 3.0, 10.0, 30.0)
+"""The real cases' weights tried, as `matcher train reranker` tries them."""
+
+
+def ablations(both: Collected, real_mask: np.ndarray, seeds: int = 1) -> dict[str, dict]:
+    """Joint-data CV on real-train with all features, then without each group in turn; with several
+    seeds (fold splits 13, 14, …), the mean and standard deviation of each held-out metric, C and
+    weight chosen per seed (92 requests: one split's luck moves MRR by about 0.01)."""
+    rows = {}
+    for name, drop in {"all features": (), **{f"− {g}": (g,) for g in FEATURE_GROUPS}}.items():
+        reports = [
+            fit_reranker(
+                both, weighted=real_mask, weight_grid=WEIGHTS, select=real_mask, without=drop, seed=13 + i
+            )[1]
+            for i in range(seeds)
+        ]
+        row: dict = {}
+        for key in ("cv_mrr", "cv_hit@1", "cv_hit@3"):
+            values = np.array([r[key] for r in reports])
+            row[key] = round(float(values.mean()), 4)
+            if seeds > 1:
+                row[f"{key}_sd"] = round(float(values.std()), 4)
+        row["C"] = [r["C"] for r in reports]
+        row["weight"] = [r["weight"] for r in reports]
+        rows[name] = row
+        print(name, json.dumps(row), flush=True)
+    return rows
 
 
 GAPS = (0.0, 0.3)
@@ -147,16 +173,25 @@ def main() -> None:
     parser.add_argument("--config", default=None)
     parser.add_argument("--out", type=Path, default=Path("runs/real_rerank"))
     parser.add_argument("--reuse", action="store_true", help="Keep the fitted variants; redo the sweeps.")
+    parser.add_argument(
+        "--ablations", action="store_true", help="Feature groups by CV on real-train; reads no dev set."
+    )
+    parser.add_argument("--seeds", type=int, default=1, help="Fold splits averaged by --ablations.")
     args = parser.parse_args()
     cfg = load_config(args.config).replace(reranker=None)
     matcher = Matcher.from_config(cfg)
     store, _ = open_query_cache(cfg.model_dir)
     if store is not None:
         matcher = matcher.with_query_cache(store)
-    data = {name: collected(matcher, name, args.out / "features") for name in SETS}
+    names = ("train", "real-train") if args.ablations else tuple(SETS)
+    data = {name: collected(matcher, name, args.out / "features") for name in names}
     n_syn, n_real = len(data["train"].request_ids), len(data["real-train"].request_ids)
     both = concat([data["train"], data["real-train"]])
     real_mask = np.r_[np.zeros(n_syn, bool), np.ones(n_real, bool)]
+    if args.ablations:
+        rows = ablations(both, real_mask, args.seeds)
+        (args.out / "ablations.json").write_text(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
 
     saved = args.out / "variants.json"
     if args.reuse and saved.is_file():
@@ -164,9 +199,7 @@ def main() -> None:
     else:
         variants: dict[str, tuple[LinearReranker | None, dict]] = {"engine (no re-ranker)": (None, {})}
         variants["synthetic"] = fit_reranker(data["train"])
-        variants["joint-data"] = fit_reranker(
-            both, weighted=real_mask, weight_grid=(1.0, 3.0, 10.0), select=real_mask
-        )
+        variants["joint-data"] = fit_reranker(both, weighted=real_mask, weight_grid=WEIGHTS, select=real_mask)
         variants["real-only"] = fit_reranker(data["real-train"])
         rows = {}
         for name, (model, report) in variants.items():
@@ -176,6 +209,7 @@ def main() -> None:
                 cv = read(model, data["real-train"])["mrr"]
             rows[name] = {
                 "cv_mrr_real_train": round(cv, 4),
+                "cv_hit@3_real_train": round(report["cv_hit@3"], 4) if "cv_hit@3" in report else None,
                 "C": report.get("C"),
                 "weight": report.get("weight"),
                 **{

@@ -12,7 +12,7 @@ from pathlib import Path
 
 DEFAULT_PRESET = "hybrid"
 DEFAULT_MODEL_DIR = "models"
-PRESETS = ("hybrid", "hybrid-base", "dense", "e5", "use", "bm25", "tfidf")
+PRESETS = ("hybrid", "hybrid-base", "hybrid-cards", "dense", "e5", "use", "bm25", "tfidf")
 """Config names shipped in `matcher/configs/`."""
 
 

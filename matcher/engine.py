@@ -129,8 +129,11 @@ class Matcher:
     ) -> MatchResult:
         """Order institutes, add joint teams over the best candidates, write out the top with evidence."""
         cfg, institutes = self.config, self.catalog.institutes
-        region = self.ranker.region(request, text) if self.reranker is not None else None
-        score = self.ranker.rank(hits, region)
+        region, cards = None, None
+        if self.reranker is not None:
+            region = self.ranker.region(request, text)
+            cards = self.ranker.cards(text) if self.reranker.uses_cards else None
+        score = self.ranker.rank(hits, region, cards)
         order = np.lexsort((np.arange(len(score)), -score))
         confidence = float(score[order[0]]) if len(score) else 0.0
         abstained = confidence < cfg.abstain_threshold or not np.any(score > 0)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
 from matcher.aggregate import aggregate
+from matcher.cards import InstituteCards, load_cards
 from matcher.config import MatcherConfig
 from matcher.fusion import rrf, rrf_ceiling, weighted_scores
 from matcher.hits import QueryHits, Retrieved
@@ -21,6 +23,8 @@ from matcher.index_store import IndexSet
 from matcher.region import catalog_seats, request_region
 from matcher.rerank import LinearReranker, institute_features, record_kinds
 from matcher.schema import Request
+
+CARDS_FILE = "cards.npz"
 
 
 class InstituteRanker:
@@ -42,6 +46,15 @@ class InstituteRanker:
     def _seats(self) -> list:
         """Every institute's head office and seats (region.institute_seats): only the features need them."""
         return catalog_seats(self.indexes.catalog.institutes)
+
+    @cached_property
+    def _cards(self) -> InstituteCards:
+        """The institute cards, saved beside the indexes: only the features need them."""
+        return load_cards(self.indexes.catalog, Path(self.config.index_dir) / CARDS_FILE)
+
+    def cards(self, text: str) -> np.ndarray:
+        """The request's BM25 score against every institute's cards, `(n_inst, len(CARD_KINDS))`."""
+        return self._cards.scores(text)
 
     def region(self, request: Request, text: str) -> np.ndarray:
         """The request's region feature rows: its places (the `region` field, then the text) against every
@@ -87,10 +100,15 @@ class InstituteRanker:
         return score
 
     def features(
-        self, hits: Sequence[QueryHits], score: np.ndarray | None = None, region: np.ndarray | None = None
+        self,
+        hits: Sequence[QueryHits],
+        score: np.ndarray | None = None,
+        region: np.ndarray | None = None,
+        cards: np.ndarray | None = None,
     ) -> np.ndarray:
         """The re-ranker's feature rows for one request (prior column 0 when no model is loaded; region
-        columns 0 when `region`, from `self.region`, is not given)."""
+        and card columns 0 when `region` and `cards`, from `self.region` and `self.cards`, are not
+        given)."""
         score = self.mix(hits) if score is None else score
         return institute_features(
             score,
@@ -101,11 +119,14 @@ class InstituteRanker:
             kinds=self._kinds,
             prior=self._prior,
             region=region,
+            cards=cards,
         )
 
-    def rank(self, hits: Sequence[QueryHits], region: np.ndarray | None = None) -> np.ndarray:
+    def rank(
+        self, hits: Sequence[QueryHits], region: np.ndarray | None = None, cards: np.ndarray | None = None
+    ) -> np.ndarray:
         """One request's institute scores: mixed, then re-scored when a re-ranker is loaded."""
         score = self.mix(hits)
         if self.reranker is None:
             return score
-        return self.reranker.score(self.features(hits, score, region))
+        return self.reranker.score(self.features(hits, score, region, cards))

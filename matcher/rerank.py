@@ -17,12 +17,14 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
 import numpy as np
 
 from matcher.atomic import write_text_atomic
+from matcher.cards import CARD_KINDS
 from matcher.config import Retriever
 from matcher.problems import InputError, Problem
 from matcher.region import REGION_FEATURES
@@ -59,12 +61,23 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"{k}_top" for k in KINDS),  # share of the top hits that are its records of each kind
     *(f"{k}_max" for k in KINDS),  # best fused score of its records of each kind (profile, programme …)
     *REGION_FEATURES,  # nearness of its head office and seats to the company (region.region_matrix)
+    *(f"card_{k}_{v}" for k in CARD_KINDS for v in ("rel", "rank_log")),  # BM25 of its card (cards)
     "prior",  # log frequency as gold in the training requests
     *(f"peak_{r}" for r in PEAK_RETRIEVERS),  # the retriever's best raw score for the request
 )
 SCORE_COL = FEATURE_NAMES.index("score")
 PRIOR_COL = FEATURE_NAMES.index("prior")
 REGION_COLS = [FEATURE_NAMES.index(name) for name in REGION_FEATURES]
+CARD_COLS = [FEATURE_NAMES.index(f"card_{k}_rel") for k in CARD_KINDS]
+"""Each card kind's `rel` column; its `rank_log` column follows."""
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "cards": tuple(n for n in FEATURE_NAMES if n.startswith("card_")),
+    "region": REGION_FEATURES,
+    "profile+programme": tuple(f"{k}_{v}" for k in ("profile", "programme") for v in ("top", "max")),
+    "per-kind hits": tuple(f"{k}_{v}" for k in KINDS for v in ("top", "max")),
+    "prior": ("prior",),
+}
+"""Named groups of features a model may be trained without (`matcher train reranker --without`)."""
 _KIND_CODE = {k: i for i, k in enumerate(KINDS)}
 
 
@@ -91,6 +104,7 @@ def institute_features(
     kinds: np.ndarray | None = None,
     prior: np.ndarray | None = None,
     region: np.ndarray | None = None,
+    cards: np.ndarray | None = None,
 ) -> np.ndarray:
     """Feature rows `(n_inst, len(FEATURE_NAMES))` for one request.
 
@@ -101,6 +115,9 @@ def institute_features(
         kinds: kind code of every record (`record_kinds`); None leaves the kind counts at 0.
         prior: per-institute log prior (`LinearReranker.prior_vector`); None leaves it at 0.
         region: `region.region_matrix` rows `(n_inst, len(REGION_FEATURES))`; None leaves them at 0.
+        cards: `cards.InstituteCards.scores` of the request, `(n_inst, len(CARD_KINDS))` raw BM25;
+            each kind becomes the score over the request's best card score and the rank among
+            institutes. None (or no card matching a word) leaves them at 0.
     """
     score = np.asarray(score, dtype=np.float64)
     out = np.zeros((n_inst, len(FEATURE_NAMES)), dtype=np.float64)
@@ -155,6 +172,13 @@ def institute_features(
         out[:, PRIOR_COL] = prior
     if region is not None:
         out[:, REGION_COLS] = region
+    if cards is not None:
+        for j, c in enumerate(CARD_COLS):
+            s = np.asarray(cards[:, j], dtype=np.float64)
+            top = float(s.max()) if n_inst else 0.0
+            if top > 0:
+                out[:, c] = s / top
+                out[:, c + 1] = _rank_log(s)
     for name in PEAK_RETRIEVERS:
         out[:, col[f"peak_{name}"]] = float(whole.peaks.get(name, 0.0))
     return out
@@ -168,11 +192,14 @@ def log_prior(counts: np.ndarray, n_requests: int) -> np.ndarray:
 
 @dataclass
 class LinearReranker:
-    """A standardised linear model over `FEATURE_NAMES`; `score` gives P(institute is gold).
+    """A standardised linear model over some of `FEATURE_NAMES`; `score` gives P(institute is gold).
 
     Scikit-learn style: fitted values end in `_`-free plain arrays because it is loaded, not fitted,
     here (fitting lives in `matcher.learning.reranker`). An institute the retrievers did not find at
-    all (score 0) keeps score 0, so it is never recommended on its prior alone.
+    all (score 0) keeps score 0, so it is never recommended on its prior alone. A model reads the
+    columns it was trained on (`feature_names`, any subset of this version's FEATURE_NAMES), so a
+    model trained before a feature was added keeps loading, and features it does not use (the cards)
+    need not be computed.
     """
 
     feature_names: tuple[str, ...]
@@ -188,8 +215,19 @@ class LinearReranker:
         """The prior feature for institutes in catalog order (unknown institutes get the default)."""
         return np.array([self.prior.get(i, self.prior_default) for i in institute_ids], dtype=np.float64)
 
+    @cached_property
+    def columns(self) -> list[int]:
+        """Positions of the model's features in the full feature rows."""
+        return [FEATURE_NAMES.index(n) for n in self.feature_names]
+
+    @cached_property
+    def uses_cards(self) -> bool:
+        """Whether the model reads the institute cards (else the ranker skips them)."""
+        return any(n in FEATURE_GROUPS["cards"] for n in self.feature_names)
+
     def decision_function(self, features: np.ndarray) -> np.ndarray:
-        z = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale
+        """Linear score of full feature rows `(n, len(FEATURE_NAMES))`."""
+        z = (np.asarray(features, dtype=np.float64)[:, self.columns] - self.mean) / self.scale
         return z @ self.coef + self.intercept
 
     def score(self, features: np.ndarray) -> np.ndarray:
@@ -225,9 +263,11 @@ class LinearReranker:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise bad(f"not a re-ranker file (expected format {FORMAT!r})", "format")
         names = tuple(data.get("feature_names", ()))
-        if names != FEATURE_NAMES:
+        unknown = [n for n in names if n not in FEATURE_NAMES]
+        if not names or unknown or len(set(names)) != len(names):
             raise bad(
-                "features differ from this version's FEATURE_NAMES; retrain with `matcher train reranker`",
+                f"features unknown to this version ({', '.join(unknown) or 'none or repeated'}); retrain "
+                "with `matcher train reranker`",
                 "feature_names",
             )
         arrays = {}

@@ -14,7 +14,7 @@ from matcher.datasets import load_labeled
 from matcher.engine import Matcher
 from matcher.learning.reranker import collect, fit_reranker
 from matcher.problems import InputError
-from matcher.rerank import FEATURE_NAMES, PRIOR_COL, SCORE_COL, LinearReranker
+from matcher.rerank import FEATURE_GROUPS, FEATURE_NAMES, PRIOR_COL, SCORE_COL, LinearReranker
 from tests.conftest import FIXTURE_REQUESTS, fast_config
 
 runner = CliRunner()
@@ -109,10 +109,46 @@ def test_load_rejects_bad_files(tmp_path, trained):
     with pytest.raises(InputError):
         LinearReranker.load(tmp_path / "bad.json")
     data = model.to_dict()
-    data["feature_names"] = data["feature_names"][:-1]
-    (tmp_path / "old.json").write_text(json.dumps(data))
+    data["feature_names"] = [*data["feature_names"][:-1], "a_feature_of_another_version"]
+    (tmp_path / "other.json").write_text(json.dumps(data))
     with pytest.raises(InputError, match="retrain"):
-        LinearReranker.load(tmp_path / "old.json")
+        LinearReranker.load(tmp_path / "other.json")
+    data["feature_names"] = model.to_dict()["feature_names"][:-1]  # names and weights disagree
+    (tmp_path / "short.json").write_text(json.dumps(data))
+    with pytest.raises(InputError, match="finite numbers"):
+        LinearReranker.load(tmp_path / "short.json")
+
+
+def test_a_model_without_a_feature_group_reads_only_its_columns(trained):
+    """A model keeps the features it was trained on: older models load, unused columns are ignored."""
+    _, _, _, data, full, _, _ = trained
+    model, report = fit_reranker(data, folds=3, seed=13, without=("cards",))
+    assert not model.uses_cards and full.uses_cards
+    assert not any(n.startswith("card_") for n in model.feature_names)
+    assert report["without"] == ["cards"] and "card_role_rel" not in report["coefficients"]
+    flat = data.features.reshape(-1, len(FEATURE_NAMES))
+    cards = [FEATURE_NAMES.index(n) for n in FEATURE_GROUPS["cards"]]
+    noisy = flat.copy()
+    noisy[:, cards] = 123.0
+    np.testing.assert_array_equal(model.score(noisy), model.score(flat))
+    assert not np.array_equal(full.score(noisy), full.score(flat))
+    loaded = LinearReranker.from_dict(json.loads(json.dumps(model.to_dict())))
+    np.testing.assert_array_equal(loaded.score(flat), model.score(flat))
+    with pytest.raises(ValueError, match="unknown feature group"):
+        fit_reranker(data, folds=3, without=("colour",))
+
+
+def test_serving_builds_the_cards_only_for_a_model_that_reads_them(trained, tmp_path):
+    from matcher.ranking import CARDS_FILE
+
+    _, _, golds, data, full, _, _ = trained
+    lean, _ = fit_reranker(data, folds=3, seed=13, without=("cards",))
+    for name, model, built in (("lean", lean, False), ("full", full, True)):
+        path = tmp_path / f"{name}.json"
+        model.save(path)
+        serving = Matcher.from_config(fast_config(tmp_path / name, reranker=str(path)))
+        assert serving.match(golds[0].request).recommendations
+        assert (tmp_path / name / "index" / CARDS_FILE).is_file() is built
 
 
 def test_cli_train_reranker_and_match_with_it(tmp_path):
@@ -157,8 +193,34 @@ def test_cli_train_reranker_on_two_sets_chooses_on_the_selected_one(tmp_path):
     assert summary["weight"] == 2.0 and summary["n_requests"] == len(lines)
     assert summary["n_selected_on"] == sum('"institutes": []' not in line for line in lines[6:])
     assert "hq_city" in summary["coefficients"] and "profile_max" in summary["coefficients"]
+    assert "card_role_rel" in summary["coefficients"] and "cv_hit@3" in summary
     bad = runner.invoke(app, [*args, "--select-on", str(FIXTURE_REQUESTS), *opts])
     assert bad.exit_code == 2
+
+
+def test_cli_train_reranker_with_the_query_cache_gives_the_same_model(tmp_path):
+    """--query-cache stores the training queries' vectors and reuses them: same features, same fit."""
+    cfg = fast_config(tmp_path)
+    cfg.save(tmp_path / "base.toml")
+    args = [
+        "train",
+        "reranker",
+        "-t",
+        str(FIXTURE_REQUESTS),
+        "-C",
+        str(tmp_path / "base.toml"),
+        "--folds",
+        "3",
+    ]
+    runs = []
+    for name in ("plain", "cached", "reused"):
+        flags = [] if name == "plain" else ["--query-cache"]
+        result = runner.invoke(app, [*args, *flags, "--out", str(tmp_path / f"{name}.json"), "--json"])
+        assert result.exit_code == 0, result.output
+        runs.append(json.loads((tmp_path / f"{name}.json").read_text(encoding="utf-8")))
+    assert (tmp_path / "cache" / "queries.sqlite").is_file()
+    for run in runs[1:]:
+        np.testing.assert_allclose(run["coef"], runs[0]["coef"])
 
 
 def test_default_preset_ships_its_reranker_and_it_matches_this_version():
@@ -168,3 +230,14 @@ def test_default_preset_ships_its_reranker_and_it_matches_this_version():
     assert cfg.reranker and Path(cfg.reranker).is_file()
     model = LinearReranker.load(cfg.reranker)  # feature names must match this version's
     assert model.meta.get("C") and model.prior
+
+
+def test_cards_preset_ships_a_model_that_reads_the_cards():
+    from matcher.config import load_config
+
+    default, cards = load_config("hybrid"), load_config("hybrid-cards")
+    assert not LinearReranker.load(default.reranker).uses_cards
+    model = LinearReranker.load(cards.reranker)
+    assert model.uses_cards and model.meta.get("C") and model.prior
+    # the same engine otherwise: only the re-ranker and the thresholds chosen for it differ
+    assert cards.retrievers == default.retrievers and cards.retriever_weights == default.retriever_weights

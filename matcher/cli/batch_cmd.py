@@ -19,8 +19,8 @@ import typer
 from rich.table import Table
 
 from matcher.assign import Assignment, assign, load_capacity, read_cases, write_assignment
-from matcher.batch import BatchSummary, MatchFn, detect_format, errors_path, open_query_cache, run_batch
-from matcher.cli.loading import load_matcher
+from matcher.batch import BatchSummary, MatchFn, detect_format, errors_path, run_batch
+from matcher.cli.loading import load_matcher, query_store
 from matcher.cli.options import ConfigOpt, JsonFlag, SetOpt, TopOpt, cli_config
 from matcher.cli.output import EXIT_INPUT, EXIT_OK, console, err_console, fail, print_json, user_errors
 from matcher.threads import auto_threads, batches_with_auto_threads, torch_threads
@@ -102,7 +102,7 @@ def batch(
         if not input_file.is_file():
             fail(f"{input_file}: 입력 파일이 없습니다 (input file not found)", EXIT_INPUT)
         matcher = load_matcher(cfg)
-        store = _query_cache(cfg.model_dir, quiet=as_json) if query_cache else None
+        store = query_store(cfg.model_dir, quiet=as_json) if query_cache else None
         if store is not None:
             matcher = matcher.with_query_cache(store)
         caps = load_capacity(capacity, matcher.catalog.resolve) if capacity is not None else None
@@ -169,18 +169,6 @@ def matching(matcher: Matcher, batch_size: int, *, auto: bool, quiet: bool) -> M
             err_console.print(f"[dim]스레드 {current} → {wanted} (유휴 코어 기준)[/]")
 
     return batches_with_auto_threads(matcher, batch_size, notice)
-
-
-def _query_cache(model_dir: str, *, quiet: bool):
-    """The query-vector store, or None with a warning (the run goes on without it)."""
-    store, problem = open_query_cache(model_dir)
-    if problem and not quiet:
-        err_console.print(
-            f"[yellow]{problem}: 질의 벡터 캐시를 열 수 없어 캐시 없이 진행합니다. "
-            "파일을 지우면 다시 만들어집니다.[/]",
-            highlight=False,
-        )
-    return store
 
 
 # ---------------------------------------------------------------------------------------------- progress

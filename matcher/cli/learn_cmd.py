@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from matcher.cli.loading import load_matcher
+from matcher.cli.loading import load_matcher, query_store
 from matcher.cli.options import ConfigOpt, JsonFlag, SetOpt, cli_config
 from matcher.cli.output import (
     EXIT_INPUT,
@@ -148,6 +148,22 @@ def train_reranker(
         "models/reranker.json"
     ),
     folds: Annotated[int, typer.Option(min=2, help="GroupKFold folds (groups = requests).")] = 5,
+    without: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--without",
+            help="A feature group the model leaves out (repeatable): cards, region, profile+programme, "
+            "per-kind hits, prior.",
+        ),
+    ] = None,
+    query_cache: Annotated[
+        bool,
+        typer.Option(
+            "--query-cache",
+            help="Reuse query vectors stored by earlier runs, so the features are those `matcher evaluate "
+            "--query-cache` sees (int8 e5 vectors vary slightly with the batch they were encoded in).",
+        ),
+    ] = False,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
     as_json: JsonFlag = False,
@@ -157,8 +173,8 @@ def train_reranker(
     C (and the weight of the --select-on set, e.g. the few real cases among many synthetic ones) is
     chosen by cross-validated MRR on that set's held-out requests; the model is saved as JSON (no
     pickle). Use it with `reranker = "OUT"` in the SAME config it was trained with. JSON shape: {"out",
-    "C", "weight", "cv_mrr", "cv_hit@1", "base_mrr", "base_hit@1", "cv_by_C", "cv_by_weight",
-    "coefficients", "n_requests", "n_ranked", "n_selected_on", ...}.
+    "C", "weight", "cv_mrr", "cv_hit@1", "cv_hit@3", "base_mrr", "base_hit@1", "base_hit@3", "cv_by_C",
+    "cv_by_weight", "coefficients", "n_requests", "n_ranked", "n_selected_on", ...}.
     """
     import numpy as np
 
@@ -180,6 +196,9 @@ def train_reranker(
     with user_errors(as_json), torch_threads(auto_threads()):
         cfg = cli_config(config, overrides).replace(reranker=None)
         matcher = load_matcher(cfg)
+        store = query_store(cfg.model_dir, quiet=as_json) if query_cache else None
+        if store is not None:
+            matcher = matcher.with_query_cache(store)
         start = time.perf_counter()
         parts = []
         for path in trains:
@@ -207,6 +226,7 @@ def train_reranker(
                 weighted=chosen if len(trains) > 1 else None,
                 weight_grid=tuple(weights or (1.0, 3.0, 10.0, 30.0)),
                 select=chosen,
+                without=tuple(without or ()),
                 progress=update,
             )
         except ValueError as exc:
@@ -231,7 +251,7 @@ def train_reranker(
         f"[green]✓[/] 재순위 모델: C={report['C']}, 가중치 {report['weight']},"
         f" 교차검증 MRR {report['cv_mrr']:.3f}"
         f" (재순위 없이 {report['base_mrr']:.3f}), hit@1 {report['cv_hit@1']:.3f}"
-        f" ({report['base_hit@1']:.3f}) → {out}"
+        f" ({report['base_hit@1']:.3f}), hit@3 {report['cv_hit@3']:.3f} ({report['base_hit@3']:.3f}) → {out}"
     )
     console.print(f'설정에 [bold]reranker = "{out}"[/]를 더해 쓰세요 (같은 설정으로 학습된 모델만).')
 

@@ -10,6 +10,20 @@ from matcher.cli.output import err_console, progress_callback
 from matcher.config import MatcherConfig
 
 
+def query_store(model_dir: str, *, quiet: bool = False):
+    """The query-vector store, or None with a warning (the run goes on without it)."""
+    from matcher.batch import open_query_cache
+
+    store, problem = open_query_cache(model_dir)
+    if problem and not quiet:
+        err_console.print(
+            f"[yellow]{problem}: 질의 벡터 캐시를 열 수 없어 캐시 없이 진행합니다. "
+            "파일을 지우면 다시 만들어집니다.[/]",
+            highlight=False,
+        )
+    return store
+
+
 def stage_progress(description: str):
     """A progress bar fed by library callbacks `(stage, done, total)`: returns (report, close)."""
     update, close = progress_callback(description)

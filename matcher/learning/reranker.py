@@ -19,7 +19,7 @@ import numpy as np
 from matcher.datasets import GoldRequest
 from matcher.engine import Matcher
 from matcher.ranking import InstituteRanker
-from matcher.rerank import FEATURE_NAMES, PRIOR_COL, SCORE_COL, LinearReranker, log_prior
+from matcher.rerank import FEATURE_GROUPS, FEATURE_NAMES, PRIOR_COL, SCORE_COL, LinearReranker, log_prior
 
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 
@@ -53,7 +53,8 @@ def collect(
         prepared = matcher.prepare([g.request for g in chunk])
         hits = ranker.fuse(matcher.retrieve(prepared.queries), len(prepared.queries))
         for gold, text, (a, b) in zip(chunk, prepared.texts, prepared.spans, strict=True):
-            features.append(ranker.features(hits[a:b], region=ranker.region(gold.request, text)))
+            region, cards = ranker.region(gold.request, text), ranker.cards(text)
+            features.append(ranker.features(hits[a:b], region=region, cards=cards))
             row = np.zeros(len(ids), dtype=bool)
             row[[pos[g] for g in gold.gold]] = True
             labels.append(row)
@@ -110,21 +111,25 @@ def _fit(
     return scaler.mean_, scaler.scale_, clf.coef_[0], float(clf.intercept_[0])
 
 
-def _model(params: tuple[np.ndarray, np.ndarray, np.ndarray, float]) -> LinearReranker:
+def _model(
+    params: tuple[np.ndarray, np.ndarray, np.ndarray, float], names: tuple[str, ...]
+) -> LinearReranker:
     mean, scale, coef, intercept = params
-    return LinearReranker(FEATURE_NAMES, np.asarray(mean), np.asarray(scale), np.asarray(coef), intercept)
+    return LinearReranker(names, np.asarray(mean), np.asarray(scale), np.asarray(coef), intercept)
 
 
 def ranking_scores(scores: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-request reciprocal rank and hit@1 of the gold institutes (only institutes scoring > 0 rank)."""
-    rr, hit1 = [], []
+    """Per-request reciprocal rank, hit@1 and hit@3 of the gold institutes (only institutes scoring > 0
+    rank)."""
+    rr, hit1, hit3 = [], [], []
     for s, y in zip(scores, labels, strict=True):
         order = np.lexsort((np.arange(len(s)), -s))
         order = order[s[order] > 0]
         hits = np.flatnonzero(y[order])
         rr.append(1.0 / (hits[0] + 1) if len(hits) else 0.0)
         hit1.append(float(len(hits) > 0 and hits[0] == 0))
-    return {"mrr": np.array(rr), "hit@1": np.array(hit1)}
+        hit3.append(float(len(hits) > 0 and hits[0] < 3))
+    return {"mrr": np.array(rr), "hit@1": np.array(hit1), "hit@3": np.array(hit3)}
 
 
 def _scores(model: LinearReranker, features: np.ndarray) -> np.ndarray:
@@ -133,14 +138,20 @@ def _scores(model: LinearReranker, features: np.ndarray) -> np.ndarray:
 
 
 def _fit_weighted(
-    data: Collected, rows: np.ndarray, weights: np.ndarray, c: float, seed: int
+    data: Collected,
+    rows: np.ndarray,
+    weights: np.ndarray,
+    c: float,
+    seed: int,
+    names: tuple[str, ...] = FEATURE_NAMES,
 ) -> LinearReranker:
-    """Fit on the requests `rows` with per-request weights (their prior: leave-one-out, weighted)."""
-    n_feat = data.features.shape[-1]
+    """Fit on the requests `rows` with per-request weights (their prior: leave-one-out, weighted),
+    reading only the features `names`."""
+    cols = [FEATURE_NAMES.index(n) for n in names]
     labels, w = data.labels[rows], weights[rows]
-    x = _with_prior(data.features[rows], _loo_prior(labels, w)).reshape(-1, n_feat)
+    x = _with_prior(data.features[rows], _loo_prior(labels, w))[..., cols].reshape(-1, len(cols))
     sample = np.repeat(w, labels.shape[1])
-    return _model(_fit(x, labels.reshape(-1), c, seed, sample))
+    return _model(_fit(x, labels.reshape(-1), c, seed, sample), names)
 
 
 def fit_reranker(
@@ -152,6 +163,7 @@ def fit_reranker(
     weighted: np.ndarray | None = None,
     weight_grid: Sequence[float] = (1.0,),
     select: np.ndarray | None = None,
+    without: Sequence[str] = (),
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[LinearReranker, dict]:
     """Choose C (and the weight of some requests) by GroupKFold CV on MRR, refit on everything.
@@ -161,6 +173,7 @@ def fit_reranker(
             few real cases among many synthetic ones); the others weigh 1. None: all weigh 1.
         select: requests (bool mask) whose held-out MRR chooses the hyperparameters (e.g. real-train:
             real cases are what the model is for). None: every request with gold institutes.
+        without: names of `FEATURE_GROUPS` the model leaves out (it reads only the other features).
     """
     from sklearn.model_selection import GroupKFold
 
@@ -173,6 +186,11 @@ def fit_reranker(
     if not chosen_on.any():
         raise ValueError("no request with gold institutes to choose hyperparameters on")
     weight_grid = tuple(weight_grid) if weighted.any() else (1.0,)
+    unknown = [g for g in without if g not in FEATURE_GROUPS]
+    if unknown:
+        raise ValueError(f"unknown feature group(s) {unknown}; use any of {list(FEATURE_GROUPS)}")
+    dropped = {n for g in without for n in FEATURE_GROUPS[g]}
+    names = tuple(n for n in FEATURE_NAMES if n not in dropped)
     splitter = GroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     splits = list(splitter.split(np.zeros(n_req), groups=np.arange(n_req)))
     base = ranking_scores(data.features[..., SCORE_COL], data.labels)
@@ -181,9 +199,9 @@ def fit_reranker(
     for wgt in weight_grid:
         weights = np.where(weighted, wgt, 1.0)
         for c in c_grid:
-            held: dict[str, np.ndarray] = {"mrr": np.zeros(n_req), "hit@1": np.zeros(n_req)}
+            held: dict[str, np.ndarray] = {k: np.zeros(n_req) for k in ("mrr", "hit@1", "hit@3")}
             for train, test in splits:
-                model = _fit_weighted(data, train, weights, c, seed)
+                model = _fit_weighted(data, train, weights, c, seed, names)
                 prior = _prior(data.labels[train], weights[train])
                 scores = _scores(model, _with_prior(data.features[test], prior))
                 for key, values in ranking_scores(scores, data.labels[test]).items():
@@ -199,7 +217,7 @@ def fit_reranker(
     best = max(cv, key=lambda k: (round(cv_mrr(k), 6), -k[0], -k[1]))
     best_c, best_w = best
     weights = np.where(weighted, best_w, 1.0)
-    model = _fit_weighted(data, np.arange(n_req), weights, best_c, seed)
+    model = _fit_weighted(data, np.arange(n_req), weights, best_c, seed, names)
     table = _prior(data.labels, weights)
     model.prior = {inst: float(v) for inst, v in zip(data.institute_ids, table, strict=True)}
     model.prior_default = float(log_prior(np.zeros(n_inst), float(weights.sum()))[0])
@@ -213,13 +231,16 @@ def fit_reranker(
         "weight": best_w,
         "cv_mrr": cv_mrr(best),
         "cv_hit@1": float(cv[best]["hit@1"][chosen_on].mean()),
+        "cv_hit@3": float(cv[best]["hit@3"][chosen_on].mean()),
         "base_mrr": float(base["mrr"][chosen_on].mean()),
         "base_hit@1": float(base["hit@1"][chosen_on].mean()),
+        "base_hit@3": float(base["hit@3"][chosen_on].mean()),
         "cv_mrr_all": float(cv[best]["mrr"][ranked].mean()),
         "base_mrr_all": float(base["mrr"][ranked].mean()),
         "cv_by_C": {str(c): round(cv_mrr((c, best_w)), 4) for c in c_grid},
         "cv_by_weight": {str(w): round(cv_mrr((best_c, w)), 4) for w in weight_grid},
-        "coefficients": {n: round(float(w), 4) for n, w in zip(FEATURE_NAMES, model.coef, strict=True)},
+        "without": list(without),
+        "coefficients": {n: round(float(w), 4) for n, w in zip(names, model.coef, strict=True)},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     model.meta = dict(report)
