@@ -10,15 +10,15 @@ STAMP := $(VENV)/.installed
 ## What matching needs (the demo, the desk, batches): no test or notebook tooling.
 $(RUNTIME): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --no-compile --upgrade pip
 	# torch first, pinned: 2.13.0 is the CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --no-compile torch==2.13.0
+	$(BIN)/pip install -q --no-compile -e .
 	touch $(RUNTIME)
 
 ## Plus the tests, the linter and what runs the notebooks (`make test`, CI).
 $(STAMP): $(RUNTIME)
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q --no-compile -e ".[test]"
 	touch $(STAMP)
 
 setup-runtime: $(RUNTIME)
@@ -26,7 +26,7 @@ setup: $(STAMP)
 
 ## Plus JupyterLab, for working in the notebooks by hand.
 setup-dev: $(STAMP)
-	$(BIN)/pip install -q -e ".[test,dev]"
+	$(BIN)/pip install -q --no-compile -e ".[test,dev]"
 
 models/e5-small/runtime.json: $(RUNTIME)
 	$(BIN)/matcher model install

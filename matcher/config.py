@@ -87,7 +87,8 @@ class MatcherConfig(BaseModel):
 
     # Learned re-ranker (a JSON file written by `matcher train reranker`), optional.
     reranker: str | None = None
-    encode_batch_size: int = Field(default=32, ge=1)
+    encode_batch_size: int = Field(default=0, ge=0)
+    """Texts per encoder call; 0: e5's size measured on this machine (`matcher model install`), else 32."""
     prefetch_queries: bool = True
     """A one-shot `matcher match` encodes the request in one forked worker per retriever while it
     loads the indexes (`matcher.prefetch`); false: everything in one process, one after the other."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
@@ -31,16 +32,51 @@ def batch_threads() -> int | None:
     return _batch_threads
 
 
+def runnable_others(loadavg: str) -> int | None:
+    """Processes running besides the reader, from a `/proc/loadavg` line ("0.87 1.01 1.08 3/82 2004")."""
+    try:
+        running = int(loadavg.split()[3].split("/")[0])
+    except (IndexError, ValueError):
+        return None
+    return max(0, running - 1)  # the reader itself is running
+
+
+def running_elsewhere(samples: int = 5, interval_s: float = 0.02) -> int | None:
+    """Other processes on a CPU right now: the least of a few reads of `/proc/loadavg` (None without it).
+
+    Not the 1-minute load average: it lags a minute behind, so a command started right after another
+    one ended saw a load of ~1 on an idle machine and encoded on half the cores (`make demo`'s index
+    build after `matcher model install`: 248 s on one thread)."""
+    seen: list[int] = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg", encoding="ascii") as fh:
+                others = runnable_others(fh.read())
+        except OSError:
+            return None
+        if others is None:
+            return None
+        seen.append(others)
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    return min(seen)
+
+
 def auto_threads(cores: int | None = None, load: float | None = None, own: float = 0.0) -> int:
     """torch threads for the next batch: the cores other processes leave idle, at least 1.
 
-    `load` is the 1-minute load average (read when None) and `own` this process's part of it (its thread
-    count once it has been matching for a while). Measured on the 2-core machine (BENCHMARKS.md
-    "## Batch"): idle, 2 threads match 1.5x faster than 1; with other jobs holding a core, 2 threads were
-    3-12x slower than 1, since every operator waits at a barrier for a thread that is not running.
+    `load` is what other processes use, as a load figure; when None, the processes running elsewhere
+    right now (`running_elsewhere`), else the 1-minute load average less `own`, this process's part of
+    it (its thread count once it has been matching for a while). Measured on the 2-core machine
+    (BENCHMARKS.md "## Batch"): idle, 2 threads match 1.5x faster than 1; with other jobs holding a
+    core, 2 threads were 3-12x slower than 1, since every operator waits at a barrier for a thread that
+    is not running.
     """
     cores = cores or os.cpu_count() or 1
     if load is None:
+        now = running_elsewhere()
+        if now is not None:
+            return max(1, min(cores, cores - now))
         try:
             load = os.getloadavg()[0]
         except OSError:  # pragma: no cover - platforms without a load average

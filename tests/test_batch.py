@@ -329,6 +329,14 @@ def test_auto_threads_uses_only_idle_cores():
     assert auto_threads(2, 1.0, own=1) == 2
 
 
+def test_other_running_processes_are_read_from_proc_loadavg():
+    from matcher.threads import runnable_others
+
+    assert runnable_others("0.87 1.01 1.08 1/82 2004") == 0  # only the reader: idle, whatever the average
+    assert runnable_others("1.90 1.20 0.80 3/90 2010") == 2
+    assert runnable_others("garbage") is None
+
+
 def test_auto_thread_batches_follow_the_load_and_give_the_same_results(fast_matcher, monkeypatch):
     import torch
 
@@ -336,8 +344,8 @@ def test_auto_thread_batches_follow_the_load_and_give_the_same_results(fast_matc
 
     requests = [Request.model_validate(r) for r in REQUESTS][:12]
     monkeypatch.setattr("matcher.threads.os.cpu_count", lambda: 2)
-    loads = iter([0.0, 5.0, 0.0, 5.0])  # idle, busy, idle, busy: one load reading per batch of 3
-    monkeypatch.setattr("matcher.threads.os.getloadavg", lambda: (next(loads, 0.0), 0.0, 0.0))
+    busy = iter([0, 5, 0, 5])  # idle, busy, idle, busy: processes running elsewhere, read per batch of 3
+    monkeypatch.setattr("matcher.threads.running_elsewhere", lambda: next(busy, 0))
     seen, changes = [], []
     original = fast_matcher.match_batch
 

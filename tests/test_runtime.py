@@ -98,6 +98,21 @@ def test_a_config_setting_overrides_the_stored_choice(tmp_path):
     assert rt.resolve("torch-fp32", tmp_path) == "torch-fp32"
 
 
+def test_batch_size_is_the_fastest_and_the_larger_among_near_ties():
+    # Passages/s measured on this 2-core EPYC (onnx-int8, 2 threads): small batches stay in cache.
+    assert rt.choose_batch_size({4: 37.8, 8: 34.7, 16: 31.9, 32: 28.4}) == 8
+    assert rt.choose_batch_size({4: 20.0, 8: 21.0, 16: 30.0, 32: 29.5}) == 32
+    assert rt.choose_batch_size({}) == 0
+
+
+def test_the_measured_batch_size_serves_only_its_runtime(tmp_path):
+    rt.write_choice(tmp_path, _choice("torch-fp32", batch_size=8))
+    assert rt.measured_batch_size(tmp_path, "torch-fp32") == 8
+    assert rt.measured_batch_size(tmp_path, "onnx-fp32") == 0
+    (tmp_path / rt.RUNTIME_FILE).unlink()
+    assert rt.measured_batch_size(tmp_path, "torch-fp32") == 0
+
+
 def test_runtime_json_round_trips(tmp_path):
     choice = _choice("torch-fp32", measured=[asdict(Measurement("torch-fp32", 10.0, 1.0, 1.0))])
     rt.write_choice(tmp_path, choice)
@@ -178,8 +193,14 @@ def test_calibration_measures_against_the_reference(exported):
     assert by["onnx-int8"].texts_per_s > 0 and by["onnx-int8"].cosine_min >= rt.MIN_COSINE
     if not rt.native_bf16():
         assert by["torch-bf16"].skipped and by["torch-bf16"].texts_per_s == 0
-    choice = rt.decide(exported, measured)
+    rates = rt.time_batch_sizes(exported, "onnx-int8", sizes=(4, 32), rounds=1)
+    assert set(rates) == {4, 32} and min(rates.values()) > 0
+    choice = rt.decide(exported, measured, rates)
     assert choice.runtime == choose(measured) and choice.cpu == rt.cpu_description()
+    assert choice.batch_size == rt.choose_batch_size(rates) and choice.batch_rates == {
+        "4": rates[4],
+        "32": rates[32],
+    }
 
 
 @pytest.mark.model

@@ -104,13 +104,14 @@ def _calibrate(path: Path, as_json: bool, *, save: bool = True) -> dict:
     """Run the calibration, print its table for people, and return the stored choice as a dict."""
     from dataclasses import asdict
 
-    from matcher.encoders.runtime import calibrate, decide, write_choice
+    from matcher.encoders.runtime import calibrate, choose, decide, time_batch_sizes, write_choice
 
     def note(runtime: str) -> None:
         err_console.print(f"[dim]측정 중: {runtime}…[/]")
 
     measured = calibrate(path, progress=note)
-    choice = decide(path, measured)
+    note(f"{choose(measured)} 배치 크기")
+    choice = decide(path, measured, time_batch_sizes(path, choose(measured)))
     if save:
         write_choice(path, choice)
     if not as_json:
@@ -130,7 +131,9 @@ def _calibrate(path: Path, as_json: bool, *, save: bool = True) -> dict:
             )
         console.print(table)
         saved = " (runtime.json에 저장)" if save else ""
-        console.print(f"[green]✓[/] 선택: [bold]{choice.runtime}[/]{saved}")
+        rates = ", ".join(f"{size}개 {rate:.1f}" for size, rate in choice.batch_rates.items())
+        console.print(f"색인용 배치 크기별 문단/초: {rates}")
+        console.print(f"[green]✓[/] 선택: [bold]{choice.runtime}[/], 배치 {choice.batch_size}{saved}")
     return asdict(choice)
 
 

@@ -71,6 +71,16 @@ def encoder_identity(retriever: str, *, e5_model: str, model_dir: str | Path, ru
     return encoder_id(path, resolve(runtime, path))
 
 
+def measured_batch_size_for(retriever: str, *, e5_model: str, model_dir: str | Path, runtime: str) -> int:
+    """Passages per call measured for e5 on this machine at install (0: none, e.g. USE or hashing)."""
+    if retriever != "e5":
+        return 0
+    from matcher.encoders.runtime import measured_batch_size, resolve
+
+    path = _e5_path(e5_model, model_dir)
+    return measured_batch_size(path, resolve(runtime, path))
+
+
 def _e5_path(e5_model: str, model_dir: str | Path) -> Path:
     try:
         return resolve_model_path(e5_model, model_dir)

@@ -75,6 +75,10 @@ class RuntimeChoice:
 
     runtime: str
     threads: int = 1
+    batch_size: int = 0
+    """Passages per encoder call when building an index (0: not measured; the config's or 32)."""
+    batch_rates: dict = field(default_factory=dict)
+    """Passages/s of the chosen runtime at each batch size tried."""
     model_fingerprint: str = ""
     cpu: dict = field(default_factory=dict)
     measured: list[dict] = field(default_factory=list)
@@ -160,6 +164,14 @@ def usable(choice: RuntimeChoice | None, model_path: str | Path) -> str:
     return ""
 
 
+def measured_batch_size(model_path: str | Path, runtime: str) -> int:
+    """The batch size stored for this runtime on this machine, or 0 (not measured, or for another)."""
+    choice = read_choice(model_path)
+    if choice is None or choice.runtime != runtime or usable(choice, model_path):
+        return 0
+    return choice.batch_size
+
+
 def resolve(setting: str, model_path: str | Path) -> str:
     """The runtime a config's `e5_runtime` means for this model on this machine."""
     if setting != "auto":
@@ -228,13 +240,57 @@ def calibrate(
     return out
 
 
-def decide(model_path: str | Path, measured: Sequence[Measurement]) -> RuntimeChoice:
+BATCH_SIZES = (4, 8, 16, 32)
+"""Candidates for passages per call. Smaller batches keep activations in cache: on a 2-core EPYC with
+int8 e5, 4-8 passages per call encoded ~35 passages/s against ~28 at 32 (docs/speed.md)."""
+
+
+def choose_batch_size(timings: dict[int, float], *, tie: float = TIE) -> int:
+    """The batch size to build indexes with: the fastest (passages/s), the larger among near-ties
+    (fewer calls, and timings of small batches are the noisier). Pure: fed measured timings in tests."""
+    if not timings:
+        return 0
+    fastest = max(timings.values())
+    return max(size for size, rate in timings.items() if rate >= fastest * (1 - tie))
+
+
+def calibration_passages(n: int = 32) -> list[str]:
+    """Catalog-record-sized texts (~100 tokens) made by joining three calibration texts."""
+    texts = CALIBRATION_TEXTS
+    return [" ".join(texts[(i + j) % len(texts)] for j in range(3)) for i in range(n)]
+
+
+def time_batch_sizes(
+    model_path: str | Path, runtime: str, sizes: Sequence[int] = BATCH_SIZES, rounds: int = 2
+) -> dict[int, float]:
+    """Passages/s of the chosen runtime at each batch size, on the thread count an index build uses."""
+    from matcher.encoders.factory import make_encoder
+
+    encoder = make_encoder(Path(model_path), runtime)
+    passages = calibration_passages()
+    encoder.encode(passages[:8], kind="passage", batch_size=8)
+    rates: dict[int, float] = {}
+    for size in sizes:
+        best = float("inf")
+        for _ in range(rounds):
+            start = time.perf_counter()
+            encoder.encode(passages, kind="passage", batch_size=size)
+            best = min(best, time.perf_counter() - start)
+        rates[size] = round(len(passages) / best, 2)
+    return rates
+
+
+def decide(
+    model_path: str | Path, measured: Sequence[Measurement], batch_rates: dict[int, float] | None = None
+) -> RuntimeChoice:
     """The choice to store for a calibration's measurements, with the CPU and weights they ran on."""
     from matcher.encoders.st import model_fingerprint
 
     return RuntimeChoice(
         runtime=choose(measured),
         threads=1,
+        batch_size=choose_batch_size(batch_rates or {}),
+        batch_rates={str(k): v for k, v in (batch_rates or {}).items()},
         model_fingerprint=model_fingerprint(Path(model_path)),
         cpu=cpu_description(),
         measured=[asdict(m) for m in measured],

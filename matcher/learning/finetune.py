@@ -19,7 +19,7 @@ from matcher.encoders.cpu import native_bf16
 from matcher.encoders.factory import encoder_id
 from matcher.learning import encoder as ft
 from matcher.problems import InputError, Problem
-from matcher.retrieval.dense import dense_encoder, encode_records
+from matcher.retrieval.dense import dense_batch_size, dense_encoder, encode_records
 
 Stage = Callable[[str], tuple[Callable[[int, int], None], Callable[[], None]]]
 """Opens a progress display for a stage by name: returns (update(done, total), close())."""
@@ -74,7 +74,7 @@ def fine_tune_encoder(
             records = list(catalog.capabilities)
             cache = Path(config.model_dir) / "cache"
             progress = lambda s, d, t: update(d, t)  # noqa: E731
-            vectors, _ = encode_records(base, records, cache, config.encode_batch_size, progress)
+            vectors, _ = encode_records(base, records, cache, dense_batch_size("e5", config), progress)
             pairs = ft.mine_pairs(
                 golds,
                 records,

@@ -19,7 +19,7 @@ import numpy as np
 from matcher.encoders.base import Encoder
 from matcher.encoders.cache import EmbeddingCache, content_key
 from matcher.encoders.query_cache import CachingEncoder, QueryVectorStore
-from matcher.encoders.registry import encoder_identity, load_encoder
+from matcher.encoders.registry import encoder_identity, load_encoder, measured_batch_size_for
 from matcher.retrieval.base import Progress, QueryEncoder, Searches, SearchHits
 
 if TYPE_CHECKING:
@@ -117,6 +117,19 @@ def dense_encoder(name: str, config: MatcherConfig) -> Encoder:
     return load_encoder(name, e5_model=config.e5_model, model_dir=config.model_dir, runtime=config.e5_runtime)
 
 
+DEFAULT_BATCH_SIZE = 32
+
+
+def dense_batch_size(name: str, config: MatcherConfig) -> int:
+    """Texts per encoder call: the config's, else the size measured for e5 on this machine, else 32."""
+    if config.encode_batch_size:
+        return config.encode_batch_size
+    measured = measured_batch_size_for(
+        name, e5_model=config.e5_model, model_dir=config.model_dir, runtime=config.e5_runtime
+    )
+    return measured or DEFAULT_BATCH_SIZE
+
+
 def dense_encoder_id(name: str, config: MatcherConfig) -> str:
     """`dense_encoder(name, config).id` without loading the model."""
     return encoder_identity(
@@ -191,9 +204,9 @@ class DenseRetriever(Searches):
         self._encoder = encoder
 
     @staticmethod
-    def _options(config: MatcherConfig) -> dict:
+    def _options(name: str, config: MatcherConfig) -> dict:
         return {
-            "batch_size": config.encode_batch_size,
+            "batch_size": dense_batch_size(name, config),
             "ef_search": config.hnsw_ef_search,
             "nprobe": config.ivf_nprobe,
         }
@@ -204,16 +217,17 @@ class DenseRetriever(Searches):
     ) -> DenseRetriever:
         encoder = dense_encoder(name, config)
         cache_root = Path(config.model_dir) / "cache"
-        vectors, encoded = encode_records(encoder, records, cache_root, config.encode_batch_size, progress)
+        batch_size = dense_batch_size(name, config)
+        vectors, encoded = encode_records(encoder, records, cache_root, batch_size, progress)
         index = CapabilityIndex.build(vectors, config.index_type, hnsw_m=config.hnsw_m, seed=config.seed)
-        return cls(name, encoder, index, encoded=encoded, **cls._options(config))
+        return cls(name, encoder, index, encoded=encoded, **cls._options(name, config))
 
     @classmethod
     def load(
         cls, name: str, directory: Path, entry: dict, records: Sequence[Capability], config: MatcherConfig
     ) -> DenseRetriever:
         index = CapabilityIndex.load(directory / entry["file"], entry["index_type"])
-        return cls(name, lambda: dense_encoder(name, config), index, **cls._options(config))
+        return cls(name, lambda: dense_encoder(name, config), index, **cls._options(name, config))
 
     @classmethod
     def staleness(cls, name: str, entry: dict | None, config: MatcherConfig) -> list[str]:
@@ -248,7 +262,7 @@ class DenseRetriever(Searches):
 
     @classmethod
     def query_encoder(cls, name: str, config: MatcherConfig) -> QueryEncoder:
-        encoder, batch_size = dense_encoder(name, config), config.encode_batch_size
+        encoder, batch_size = dense_encoder(name, config), dense_batch_size(name, config)
         return lambda texts: encoder.encode(list(texts), kind="query", batch_size=batch_size)
 
     def search_encoded(self, queries: np.ndarray, k: int) -> SearchHits:
