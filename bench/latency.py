@@ -58,8 +58,8 @@ def measure(config_name: str, requests_path: str, n: int, fresh_index: bool, ove
         "config": cfg.name,
         "e5_encoder": e5.encoder.id if e5 else "",  # type: ignore[attr-defined]
         "records": len(catalog.capabilities),
-        "build_s": round(build_s, 2),
-        "load_s": round(load_s, 2),
+        "build_s": round(build_s, 3),
+        "load_s": round(load_s, 3),
         "n": len(times),
         "p50_ms": round(float(np.percentile(times, 50)), 1),
         "p95_ms": round(float(np.percentile(times, 95)), 1),
