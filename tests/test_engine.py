@@ -77,3 +77,13 @@ def test_joint_recommendation_for_two_field_request(fast_matcher):
     joint = [r for r in result.recommendations if r.kind == "joint"]
     assert joint and set(joint[0].institutes) == {"kicet", "katech"}
     assert {c.institute for c in joint[0].covers} == {"kicet", "katech"}
+
+
+def test_a_slow_one_shot_match_suggests_the_desk(fast_config_file, monkeypatch):
+    monkeypatch.setattr("matcher.cli.engine_cmd.SERVE_HINT_AFTER_S", 0.0)
+    text = "차량용 ECU EMC 시험 불합격"
+    shown = runner.invoke(app, ["match", text, "-C", str(fast_config_file)])
+    assert shown.exit_code == 0 and "matcher serve" in shown.stderr
+    for flags in (["--json"], ["--local"]):  # a script reads JSON; --local chose not to use a desk
+        quiet = runner.invoke(app, ["match", text, "-C", str(fast_config_file), *flags])
+        assert quiet.exit_code == 0 and "matcher serve" not in quiet.stderr

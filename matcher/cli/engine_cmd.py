@@ -229,6 +229,10 @@ def index_info(config: ConfigOpt = None, overrides: SetOpt = None, as_json: Json
         console.print("[green]최신 상태[/]")
 
 
+SERVE_HINT_AFTER_S = 2.0
+"""A one-shot match slower than this suggests the desk, which keeps the models warm."""
+
+
 def read_request_text(text: str | None, file: Path | None) -> str:
     if file is not None:
         if not file.is_file():
@@ -289,10 +293,17 @@ def match(
         else:
             from matcher import prefetch
 
+            started = time.perf_counter()
             request = Request(id="request", text=raw)
             workers = prefetch.start(cfg, request)
             matcher = load_matcher(cfg)
             result = matcher.match(request, workers.results() if workers else None)
+            elapsed = time.perf_counter() - started
+            if not as_json and not local and elapsed >= SERVE_HINT_AFTER_S:
+                err_console.print(
+                    f"[dim]모델을 불러오느라 {elapsed:.1f}초 걸렸습니다. `matcher serve`를 켜 두면 "
+                    "다음 요청부터 1초 안에 답합니다.[/]"
+                )
     if as_json:
         print_json(answer if answer is not None else result.to_dict())
     else:
