@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -75,10 +76,11 @@ class QueryPrefetch:
 
 
 def start(config: MatcherConfig, request: Request) -> QueryPrefetch | None:
-    """Start the workers for one request, or None where they cannot help (one core, no fork)."""
+    """Start the workers for one request, or None where they cannot help (one core, not Linux)."""
     if not config.prefetch_queries or (os.cpu_count() or 1) < 2:
         return None
-    if "fork" not in multiprocessing.get_all_start_methods():
+    # Linux only: macOS offers fork, but its system libraries (Accelerate under numpy) are not fork-safe.
+    if not sys.platform.startswith("linux") or "fork" not in multiprocessing.get_all_start_methods():
         return None
     from matcher.hits import prepare
 

@@ -56,10 +56,13 @@ def test_a_failing_worker_leaves_its_retriever_to_the_parent(cold, monkeypatch):
     assert result.recommendations
 
 
-def test_no_workers_when_switched_off_or_on_one_core(cold, monkeypatch):
+def test_no_workers_when_switched_off_on_one_core_or_off_linux(cold, monkeypatch):
     request = Request(id="r", text=TEXT)
     assert prefetch.start(cold.replace(prefetch_queries=False), request) is None
     monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert prefetch.start(cold, request) is None
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("sys.platform", "darwin")
     assert prefetch.start(cold, request) is None
 
 
