@@ -69,9 +69,9 @@ def test_no_workers_when_switched_off_on_one_core_or_off_linux(cold, monkeypatch
 def test_a_loaded_index_loads_its_encoder_only_when_it_encodes(cold):
     matcher = Matcher.from_config(cold)
     dense = matcher.indexes.retrievers["hashing"]
-    assert not hasattr(dense._encoder, "encode")  # still the loader
+    assert dense._encoder is None  # not loaded yet
     dense.encode_queries(["세라믹 기판"])
-    assert hasattr(dense._encoder, "encode") and dense.encoder.id == dense.entry()["encoder_id"]
+    assert dense._encoder is not None and dense.encoder.id == dense.entry()["encoder_id"]
 
 
 def test_encoded_queries_are_searched_instead_of_encoding_again(cold):

@@ -174,16 +174,20 @@ class DenseRetriever(Searches):
     def __init__(
         self,
         name: str,
-        encoder: Encoder | Callable[[], Encoder],
+        encoder: Encoder | None,
         index: CapabilityIndex,
         *,
+        loader: Callable[[], Encoder] | None = None,
         batch_size: int = 32,
         ef_search: int = 512,
         nprobe: int = 128,
         encoded: int = 0,
     ):
+        if encoder is None and loader is None:
+            raise ValueError("a dense retriever needs an encoder or a way to load one")
         self.name = name
         self._encoder = encoder
+        self._loader = loader
         self.index = index
         self.batch_size = batch_size
         self.ef_search = ef_search
@@ -193,11 +197,11 @@ class DenseRetriever(Searches):
 
     @property
     def encoder(self) -> Encoder:
-        """Loaded on first use: a loaded index whose queries come encoded (`matcher.prefetch`) or from
-        the query cache never loads its model."""
-        if callable(self._encoder) and not hasattr(self._encoder, "encode"):
-            self._encoder = self._encoder()
-        return self._encoder  # type: ignore[return-value]
+        """Loaded on first use: a loaded index whose queries come encoded (`matcher.prefetch`) never
+        loads its model, and a staleness check needs only its id (`dense_encoder_id`)."""
+        if self._encoder is None:
+            self._encoder = self._loader()  # type: ignore[misc]
+        return self._encoder
 
     @encoder.setter
     def encoder(self, encoder: Encoder) -> None:
@@ -227,7 +231,9 @@ class DenseRetriever(Searches):
         cls, name: str, directory: Path, entry: dict, records: Sequence[Capability], config: MatcherConfig
     ) -> DenseRetriever:
         index = CapabilityIndex.load(directory / entry["file"], entry["index_type"])
-        return cls(name, lambda: dense_encoder(name, config), index, **cls._options(name, config))
+        return cls(
+            name, None, index, loader=lambda: dense_encoder(name, config), **cls._options(name, config)
+        )
 
     @classmethod
     def staleness(cls, name: str, entry: dict | None, config: MatcherConfig) -> list[str]:
