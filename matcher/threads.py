@@ -32,6 +32,17 @@ def batch_threads() -> int | None:
     return _batch_threads
 
 
+def encode_threads(n_texts: int, fallback: int, small: int = 1) -> int:
+    """Threads for an encoder call of `n_texts`: `small` for a request and its needs
+    (`encoders.base.SMALL_BATCH`), else the running command's batch count, or `fallback` outside a
+    command that set one. The one rule every encoder (ONNX, torch, USE) follows."""
+    from matcher.encoders.base import SMALL_BATCH
+
+    if n_texts <= SMALL_BATCH:
+        return small
+    return _batch_threads or fallback
+
+
 def runnable_others(loadavg: str) -> int | None:
     """Processes running besides the reader, from a `/proc/loadavg` line ("0.87 1.01 1.08 3/82 2004")."""
     try:

@@ -329,6 +329,17 @@ def test_auto_threads_uses_only_idle_cores():
     assert auto_threads(2, 1.0, own=1) == 2
 
 
+def test_every_encoder_call_takes_its_threads_from_one_rule():
+    from matcher.encoders.base import SMALL_BATCH
+    from matcher.threads import encode_threads, torch_threads
+
+    with torch_threads(2):  # inside a command that chose 2 threads for batches
+        assert encode_threads(SMALL_BATCH, fallback=7) == 1  # a request and its needs: one thread
+        assert encode_threads(SMALL_BATCH, fallback=7, small=3) == 3
+        assert encode_threads(SMALL_BATCH + 1, fallback=7) == 2
+    assert encode_threads(SMALL_BATCH + 1, fallback=7) == 7  # outside: the encoder's own fallback
+
+
 def test_other_running_processes_are_read_from_proc_loadavg():
     from matcher.threads import runnable_others
 

@@ -110,8 +110,9 @@ def _calibrate(path: Path, as_json: bool, *, save: bool = True) -> dict:
         err_console.print(f"[dim]측정 중: {runtime}…[/]")
 
     measured = calibrate(path, progress=note)
-    note(f"{choose(measured)} 배치 크기")
-    choice = decide(path, measured, time_batch_sizes(path, choose(measured)))
+    runtime = choose(measured)
+    note(f"{runtime} 배치 크기")
+    choice = decide(path, measured, time_batch_sizes(path, runtime))
     if save:
         write_choice(path, choice)
     if not as_json:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from matcher.encoders.base import SMALL_BATCH, TextKind, l2_normalize
+from matcher.encoders.base import TextKind, l2_normalize
 from matcher.encoders.onnx_export import onnx_path
+from matcher.threads import encode_threads
 
 
 def _read_json(path: Path) -> dict:
@@ -63,13 +64,6 @@ class OnnxEncoder:
             )
         return self._sessions[threads]
 
-    def _threads(self, n_texts: int) -> int:
-        if n_texts <= SMALL_BATCH:
-            return 1
-        from matcher.threads import batch_threads
-
-        return batch_threads() or os.cpu_count() or 1
-
     def token_states(self, encodings: Sequence, threads: int = 1) -> np.ndarray:
         """Last hidden states of already tokenised texts, padded to the longest: (n, tokens, dim)."""
         width = max(len(e.ids) for e in encodings)
@@ -111,7 +105,7 @@ class OnnxEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         encodings = self.tokenize(texts, kind)
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))  # less padding
-        threads = self._threads(len(texts))
+        threads = encode_threads(len(texts), os.cpu_count() or 1)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]

@@ -53,10 +53,8 @@ def load_encoder(retriever: str, *, e5_model: str, model_dir: str | Path, runtim
     """
     if retriever != "e5":
         return _load(retriever, "", "")
-    from matcher.encoders.runtime import resolve
-
-    path = _e5_path(e5_model, model_dir)
-    return _load("e5", str(path.resolve()), resolve(runtime, path))
+    path, chosen = _e5(e5_model, model_dir, runtime)
+    return _load("e5", str(path.resolve()), chosen)
 
 
 def encoder_identity(retriever: str, *, e5_model: str, model_dir: str | Path, runtime: str = "auto") -> str:
@@ -65,26 +63,27 @@ def encoder_identity(retriever: str, *, e5_model: str, model_dir: str | Path, ru
     if retriever != "e5":
         return _load(retriever, "", "").id  # USE and hashing load their weights on first use, if ever
     from matcher.encoders.factory import encoder_id
-    from matcher.encoders.runtime import resolve
 
-    path = _e5_path(e5_model, model_dir)
-    return encoder_id(path, resolve(runtime, path))
+    return encoder_id(*_e5(e5_model, model_dir, runtime))
 
 
 def measured_batch_size_for(retriever: str, *, e5_model: str, model_dir: str | Path, runtime: str) -> int:
     """Passages per call measured for e5 on this machine at install (0: none, e.g. USE or hashing)."""
     if retriever != "e5":
         return 0
-    from matcher.encoders.runtime import measured_batch_size, resolve
+    from matcher.encoders.runtime import measured_batch_size
 
-    path = _e5_path(e5_model, model_dir)
-    return measured_batch_size(path, resolve(runtime, path))
+    return measured_batch_size(*_e5(e5_model, model_dir, runtime))
 
 
-def _e5_path(e5_model: str, model_dir: str | Path) -> Path:
+def _e5(e5_model: str, model_dir: str | Path, runtime: str) -> tuple[Path, str]:
+    """The e5 model folder (the default converted on first use) and the runtime `runtime` means there."""
+    from matcher.encoders.runtime import resolve
+
     try:
-        return resolve_model_path(e5_model, model_dir)
+        path = resolve_model_path(e5_model, model_dir)
     except ModelNotFound:
         if e5_model != DEFAULT_E5:
             raise
-        return ensure_default_model(model_dir)
+        path = ensure_default_model(model_dir)
+    return path, resolve(runtime, path)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from matcher.encoders.base import SMALL_BATCH, TextKind, l2_normalize
+from matcher.encoders.base import TextKind, l2_normalize
+from matcher.threads import encode_threads
 
 
 def model_fingerprint(path: Path) -> str:
@@ -69,12 +70,8 @@ class SentenceTransformerEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         ctx = torch.autocast("cpu", dtype=torch.bfloat16) if self.autocast_bf16 else nullcontext()
-        # A few texts (an interactive request and its needs) run faster on one thread: on a 2-core
-        # machine with other work, two threads made one request ~4x slower (BENCHMARKS.md).
-        from matcher.threads import batch_threads
-
         threads = torch.get_num_threads()
-        torch.set_num_threads(1 if len(texts) <= SMALL_BATCH else batch_threads() or threads)
+        torch.set_num_threads(encode_threads(len(texts), threads))
         try:
             with torch.inference_mode(), ctx:
                 vectors = self.model.encode(

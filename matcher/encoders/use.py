@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from matcher.encoders.base import SMALL_BATCH, TextKind, l2_normalize
+from matcher.encoders.base import TextKind, l2_normalize
+from matcher.threads import encode_threads
 
 TOKENIZER = "spm"
 """Part of the encoder id: indexes and caches built with the pure-Python tokenizer are rebuilt."""
@@ -62,18 +63,10 @@ class USEEncoder:
             )
         return self._backend
 
-    def _threads(self, n_texts: int) -> int:
-        """BLAS threads: one for a request and its needs, the command's batch count for more."""
-        if n_texts <= SMALL_BATCH:
-            return self.threads
-        from matcher.threads import batch_threads
-
-        return batch_threads() or self.threads
-
     def encode(self, texts: Sequence[str], *, kind: TextKind = "query", batch_size: int = 64) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         backend = self.backend
-        backend.threads = self._threads(len(texts))
+        backend.threads = encode_threads(len(texts), self.threads, small=self.threads)
         parts = [backend.encode(list(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)]
         return l2_normalize(np.vstack(parts))
