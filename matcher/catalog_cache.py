@@ -11,6 +11,7 @@ unreadable cache entry is ignored and rewritten. Files with problems are never c
 from __future__ import annotations
 
 import hashlib
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,7 @@ def catalog_key(directory: str | Path) -> str:
     return h.hexdigest()[:20]
 
 
+@cache
 def _snapshot_type():
     from pydantic import BaseModel
 
