@@ -113,6 +113,21 @@ def test_the_measured_batch_size_serves_only_its_runtime(tmp_path):
     assert rt.measured_batch_size(tmp_path, "torch-fp32") == 0
 
 
+def test_a_request_is_not_padded_to_its_longest_text():
+    from matcher.encoders.ort import length_batches
+
+    # A request (53 tokens) and its two needs: the needs go together, the whole text alone.
+    assert length_batches([53, 27, 31], batch_size=32) == [[1, 2], [0]]
+    lengths = [40, 10, 11, 12, 13, 30, 31, 100, 12]
+    batches = length_batches(lengths, batch_size=3)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(b) <= 3 for b in batches)
+    assert all(max(lengths[i] for i in b) <= 1.25 * min(lengths[i] for i in b) for b in batches)
+    flat = [lengths[i] for b in batches for i in b]
+    assert flat == sorted(flat)
+    assert length_batches([], batch_size=8) == []
+
+
 def test_runtime_json_round_trips(tmp_path):
     choice = _choice("torch-fp32", measured=[asdict(Measurement("torch-fp32", 10.0, 1.0, 1.0))])
     rt.write_choice(tmp_path, choice)

@@ -104,14 +104,30 @@ class OnnxEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         encodings = self.tokenize(texts, kind)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))  # less padding
         threads = encode_threads(len(texts), os.cpu_count() or 1)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+        for rows in length_batches([len(e.ids) for e in encodings], batch_size):
             batch = [encodings[i] for i in rows]
             states = self.token_states(batch, threads)
             lengths = np.array([len(e.ids) for e in batch])
             mask = (np.arange(states.shape[1])[None, :] < lengths[:, None]).astype(np.float32)
             out[rows] = (states * mask[..., None]).sum(axis=1) / lengths[:, None]
         return l2_normalize(out)
+
+
+PAD_RATIO = 1.25
+"""A batch's longest text is at most this many times its shortest. A request is its whole text and
+needs about half as long: padded into one batch, the needs cost the whole text's length, and one
+request's encoding took ~1.4x longer than with the whole text on its own (docs/speed.md)."""
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, pad_ratio: float = PAD_RATIO) -> list[list[int]]:
+    """Indices in batches of similar token length: sorted by length, at most `batch_size` each, and a
+    new batch wherever the next text is longer than `pad_ratio` times the batch's first (shortest)."""
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if batches and len(batches[-1]) < batch_size and lengths[i] <= pad_ratio * lengths[batches[-1][0]]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
