@@ -48,6 +48,9 @@ class MatcherConfig(BaseModel):
     # Needs: the request split into clauses, each searched on its own as well as the whole text.
     max_needs: int = Field(default=4, ge=0)
     min_need_chars: int = Field(default=12, ge=1)
+    fold_company_intro: bool = False
+    """A sentence that only introduces the company joins the need after it (`korean.split_needs`);
+    measured on real-train and not adopted (docs/ranking.md)."""
     whole_weight: float = Field(default=0.4, ge=0, le=1)
     """Weight of the whole request against the mean of its needs in the institute score."""
 

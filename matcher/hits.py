@@ -47,7 +47,12 @@ def request_needs(text: str, config: MatcherConfig) -> list[str]:
 
     One need would only repeat the whole request, so a single-clause request is searched once.
     """
-    needs = split_needs(text, max_needs=config.max_needs, min_chars=config.min_need_chars)
+    needs = split_needs(
+        text,
+        max_needs=config.max_needs,
+        min_chars=config.min_need_chars,
+        fold_intro=config.fold_company_intro,
+    )
     return needs if len(needs) >= 2 else []
 
 

@@ -36,3 +36,33 @@ def test_split_needs_merges_short_fragments_and_caps_count():
     many = " ".join(f"{i}번째 요구사항은 이러저러한 시험입니다." for i in range(8))
     assert len(split_needs(many, max_needs=3)) == 3
     assert split_needs("   ") == []
+
+
+def test_a_company_introduction_is_context_for_the_next_need_not_a_need():
+    intro = "광전송 모듈을 만드는 회사입니다."
+    first = "장거리 광전송 제품의 납품 일정을 자체 인력만으로는 맞추기 어렵습니다."
+    second = "상용화를 함께 마무리해 줄 전문 인력 파견을 요청합니다."
+    assert split_needs(f"{intro} {first} {second}", fold_intro=True) == [f"{intro} {first}", second]
+    # Without folding (the default) the introduction is a need of its own.
+    assert split_needs(f"{intro} {first} {second}") == [intro, first, second]
+    # An introduction that comes last joins the need before it; one alone stays the only piece.
+    assert split_needs(f"{first} {intro}", fold_intro=True) == [f"{first} {intro}"]
+    assert split_needs(intro, fold_intro=True) == [intro]
+
+
+def test_only_sentences_that_say_who_the_company_is_are_introductions():
+    from matcher.korean import is_company_intro
+
+    for intro in (
+        "대전의 무선통신 장비 업체입니다.",
+        "팹리스 스타트업입니다",
+        "수출용 호위함을 건조하는 조선사입니다.",
+    ):
+        assert is_company_intro(intro), intro
+    for need in (
+        "패널 개발과 검증 과정에서 협력할 연구기관을 찾습니다.",
+        "협력할 회사를 찾고 있습니다.",
+        "납품처는 자동차 부품 회사입니다만 인증이 필요합니다.",
+        "분리막 소재·공정 개선을 함께 봐줄 전문 연구인력의 멘토링을 원합니다.",
+    ):
+        assert not is_company_intro(need), need
