@@ -77,6 +77,10 @@ class MatcherConfig(BaseModel):
     """A team takes rank 1 only if each member leads the team on a need of its own by `joint_first_gap`
     (`joint.covers_distinct_needs`); otherwise it ranks right after the best single institute.
     False: the behaviour before issue 16 (a team first whenever its coverage value is higher)."""
+    joint_skip_intro: bool = True
+    """A need that only introduces the company ("…를 만드는 회사입니다.", `korean.is_company_intro`) is
+    not a need a team member can cover: without this, a member "covered" nothing but that sentence in
+    34 of the 74 teams in real-train's top 3 (docs/ranking.md)."""
     joint_first_gap: float = Field(default=0.0, ge=0, le=1)
     joint_first_ratio: float = Field(default=0.0, ge=0, le=1)
     """…and only if each member scores at least this share of the best single institute's score

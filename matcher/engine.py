@@ -20,6 +20,7 @@ from matcher.evidence import members_evidence
 from matcher.hits import Prepared, QueryHits, Retrieved, prepare
 from matcher.index_store import IndexSet, Progress, load_indexes
 from matcher.joint import JointPlanner, Proposal
+from matcher.korean import is_company_intro
 from matcher.ranking import InstituteRanker
 from matcher.rerank import LinearReranker
 from matcher.result import MatchResult, Recommendation
@@ -139,11 +140,12 @@ class Matcher:
         abstained = confidence < cfg.abstain_threshold or not np.any(score > 0)
         singles = [int(i) for i in order[: max(cfg.top, cfg.joint_candidates)] if score[i] > 0]
         recs: list[Proposal] = [(float(score[i]), (i,), ()) for i in singles]
-        if cfg.joint and needs and len(singles) >= 2:
-            rows = np.array([h.institute_scores for h in hits[1:]] + [hits[0].institute_scores])
+        asks = [j for j, need in enumerate(needs) if not (cfg.joint_skip_intro and is_company_intro(need))]
+        if cfg.joint and asks and len(singles) >= 2:
+            rows = np.array([hits[1 + j].institute_scores for j in asks] + [hits[0].institute_scores])
             ids = self.catalog.institute_ids
             recs += self.planner.propose(
-                rows, [*needs, text], singles[: cfg.joint_candidates], score, ids, cfg
+                rows, [*(needs[j] for j in asks), text], singles[: cfg.joint_candidates], score, ids, cfg
             )
         recs.sort(key=lambda r: (-r[0], len(r[1])))
         labels = [text, *needs]

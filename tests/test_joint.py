@@ -86,3 +86,25 @@ def test_rank_one_rule_moves_teams_behind_the_best_single_but_keeps_them_offered
         if b.recommendations and len(b.recommendations[0].institutes) > 1:
             offered = {rec.institutes for rec in a.recommendations[:3]}
             assert b.recommendations[0].institutes in offered  # right after the best single
+
+
+def test_no_team_member_is_there_for_the_company_introduction_alone(fast_matcher):
+    from matcher.korean import is_company_intro
+
+    text = (
+        "반도체 패키징 장비를 만드는 회사입니다. 자동차 브레이크 브라켓 알루미늄 다이캐스팅 제품에서 기공 "
+        "불량이 많이 나옵니다. 차량용 ECU에서 라디오 노이즈 문제로 EMC 시험에 떨어졌습니다."
+    )
+    loose = fast_matcher.config.replace(joint_first_rule=False, joint_margin=0.0, joint_penalty=0.0)
+
+    def intro_only_members(skip: bool) -> list[str]:
+        result = fast_matcher.with_config(loose.replace(joint_skip_intro=skip)).match(text)
+        return [
+            c.institute
+            for rec in result.recommendations
+            for c in rec.covers
+            if c.needs and all(is_company_intro(n) for n in c.needs)
+        ]
+
+    assert intro_only_members(skip=False), "the fixture pads teams with the introduction without the rule"
+    assert intro_only_members(skip=True) == []

@@ -103,3 +103,16 @@ def test_cli_reports_reuse_and_survives_a_damaged_cache(fast_config_file, tmp_pa
     assert damaged.exit_code == 0, damaged.output
     assert "캐시 없이" in damaged.output and "Traceback" not in damaged.output
     assert len(read_jsonl(tmp_path / "4.jsonl")) == 4
+
+
+def test_vectors_stored_before_the_store_format_are_not_reused(tmp_path):
+    from matcher.encoders.query_cache import STORE_FORMAT
+
+    inner = CountingEncoder()
+    store = QueryVectorStore(tmp_path / "q.sqlite")
+    # A vector an older version stored under the bare encoder id (encoded in a batch): never served.
+    store.put(inner.id, "query", {text_key("도금 박리"): np.ones(inner.dim, dtype=np.float32)})
+    got = CachingEncoder(inner, store).encode(["도금 박리"])
+    assert inner.seen == ["도금 박리"]
+    np.testing.assert_array_equal(got, HashingEncoder().encode(["도금 박리"]))
+    assert store.get(f"{inner.id}#{STORE_FORMAT}", "query", [text_key("도금 박리")], inner.dim)

@@ -182,6 +182,19 @@ def test_onnx_vectors_match_the_torch_reference(exported):
         assert encoder.id != reference.id and encoder.id.endswith(runtime)
 
 
+@pytest.mark.slow  # runs e5 int8
+@pytest.mark.model
+def test_an_int8_query_vector_does_not_depend_on_the_texts_encoded_with_it(exported):
+    from matcher.encoders.registry import make_encoder
+
+    encoder = make_encoder(exported, "onnx-int8")
+    texts = list(rt.CALIBRATION_TEXTS[:5])
+    alone = np.vstack([encoder.encode([t], kind="query") for t in texts])
+    # One call for all (the batch path), and the first text beside other texts in another call.
+    np.testing.assert_array_equal(encoder.encode(texts, kind="query"), alone)
+    np.testing.assert_array_equal(encoder.encode([texts[0], *texts[3:]], kind="query")[0], alone[0])
+
+
 @pytest.mark.model
 def test_the_stored_choice_is_what_load_encoder_serves(exported):
     from matcher.encoders.ort import OnnxEncoder

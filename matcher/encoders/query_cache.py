@@ -25,6 +25,12 @@ _LOOKUP_CHUNK = 500
 """Keys per `IN (...)` query: below SQLite's bound-parameter limit."""
 
 
+STORE_FORMAT = "alone"
+"""Part of every stored vector's encoder key. Bumped when the same encoder began to give a text a different
+vector: "alone" since int8 queries are encoded one per call (`OnnxEncoder.encode`); vectors stored
+before were encoded with their batch and are not reused."""
+
+
 def text_key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()[:16]
 
@@ -86,6 +92,7 @@ class CachingEncoder:
         self.store = store
         self.id = inner.id
         self.dim = inner.dim
+        self._store_id = f"{inner.id}#{STORE_FORMAT}"
         self.reused = 0
         """Texts answered from the store (or from an identical text earlier in the same call)."""
         self.encoded = 0
@@ -95,12 +102,12 @@ class CachingEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         keys = [text_key(t) for t in texts]
-        found = self.store.get(self.id, kind, keys, self.dim)
+        found = self.store.get(self._store_id, kind, keys, self.dim)
         todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in found}
         if todo:
             fresh = self.inner.encode(list(todo.values()), kind=kind, batch_size=batch_size)
             new = dict(zip(todo, fresh, strict=True))
-            self.store.put(self.id, kind, new)
+            self.store.put(self._store_id, kind, new)
             found.update(new)
         self.encoded += len(todo)
         self.reused += len(texts) - len(todo)
