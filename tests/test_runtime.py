@@ -193,6 +193,10 @@ def test_an_int8_query_vector_does_not_depend_on_the_texts_encoded_with_it(expor
     # One call for all (the batch path), and the first text beside other texts in another call.
     np.testing.assert_array_equal(encoder.encode(texts, kind="query"), alone)
     np.testing.assert_array_equal(encoder.encode([texts[0], *texts[3:]], kind="query")[0], alone[0])
+    # A call larger than a request's (`SMALL_BATCH`) runs its texts side by side on the batch threads.
+    many = [f"{t} ({i})" for i in range(4) for t in texts]
+    side_by_side = encoder.encode(many, kind="query")
+    np.testing.assert_array_equal(side_by_side[-1], encoder.encode(many[-1:], kind="query")[0])
 
 
 @pytest.mark.model
