@@ -1,6 +1,7 @@
 """ONNX Runtime backend for a sentence-transformers BERT model: no torch import at serving time.
 
-Tokenisation comes from the model folder's own `tokenizer.json` (`tokenizers`), prompts from its
+Tokenisation comes from the model folder's own `tokenizer.json` (`tokenizers`, through the faster
+Korean-and-Latin slice of `encoders.vocab_subset` where a text allows), prompts from its
 `config_sentence_transformers.json`, pooling (mean over real tokens, then L2) in numpy, so the vectors
 equal sentence-transformers' up to float rounding (fp32) or quantisation (int8; cosine >= 0.99 is
 checked by the calibration, `encoders.runtime`). The export is made by `encoders.onnx_export`.
@@ -28,7 +29,7 @@ class OnnxEncoder:
     """A model folder's ONNX export (fp32 or int8) behind the `Encoder` protocol."""
 
     def __init__(self, path: str | Path, precision: str, *, encoder_id: str):
-        from tokenizers import Tokenizer
+        from matcher.encoders.vocab_subset import SubsetTokenizer
 
         self.path = Path(path)
         self.precision = precision
@@ -40,9 +41,7 @@ class OnnxEncoder:
         prompts = _read_json(self.path / "config_sentence_transformers.json").get("prompts", {})
         self._prompt = {"query": prompts.get("query", ""), "passage": prompts.get("passage", "")}
         self.max_tokens = int(st_config.get("max_seq_length", 512))
-        self.tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
-        self.tokenizer.enable_truncation(self.max_tokens)
-        self.tokenizer.no_padding()
+        self.tokenizer = SubsetTokenizer(self.path, self.max_tokens)
         self.pad_id = int(_read_json(self.path / "config.json").get("pad_token_id", 0))
         self.dim = int(_read_json(self.path / "config.json").get("hidden_size", 384))
         self._sessions: dict[int, object] = {}
