@@ -71,6 +71,8 @@ def test_a_stale_or_unwritable_slice_falls_back_to_the_full_tokenizer(tmp_path):
     assert vs._stamp(folder) != stamp and vs._load_ids(folder) is None
     again = vs.SubsetTokenizer(folder, max_tokens=512)  # rebuilt for the edited source
     assert again._subset is not None and vs._load_ids(folder) is not None
+    (folder / vs.SUBSET).write_text('{"model": ', encoding="utf-8")  # half written
+    assert vs.SubsetTokenizer(folder, max_tokens=512).encode("금형 마모").ids[0] == 0
     (folder / vs.IDS).write_bytes(b"damaged")
     folder.chmod(0o500)
     try:

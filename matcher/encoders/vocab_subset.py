@@ -129,8 +129,11 @@ class SubsetTokenizer:
         self._ids = ids
         self._subset: Any = None
         if ids is not None:
-            subset = Tokenizer.from_file(str(self.folder / SUBSET))
-            if subset.get_vocab_size(with_added_tokens=True) == len(ids):
+            try:
+                subset = Tokenizer.from_file(str(self.folder / SUBSET))
+            except Exception:  # damaged or half-written by a concurrent first run: use the full one
+                subset = None
+            if subset is not None and subset.get_vocab_size(with_added_tokens=True) == len(ids):
                 self._subset = self._configure(subset)
 
     def _configure(self, tokenizer: Any) -> Any:
