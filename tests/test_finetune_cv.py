@@ -4,6 +4,7 @@ fold summary, and its `--smoke` run (a real one-step fine-tune per fold on the f
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 
@@ -95,3 +96,20 @@ def test_smoke_run():
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "smoke ok" in out.stdout and "gain mrr" in out.stdout
+
+
+@pytest.mark.slow
+def test_smoke_final_saves_a_model_with_card_and_onnx(tmp_path):
+    out = tmp_path / "ft"
+    run = subprocess.run(
+        [sys.executable, "bench/finetune_cv.py", "--smoke", "--final", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "smoke ok" in run.stdout
+    card = json.loads((out / "model_card_data.json").read_text())
+    assert card["data"]["requests_with_gold"] == 11 and card["training"]["steps"] == 1
+    assert (out / "onnx" / "model-int8.onnx").is_file() and (out / "modules.json").is_file()
