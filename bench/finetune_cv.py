@@ -71,6 +71,22 @@ def write_lines(path: Path, lines: list[str]) -> Path:
     return path
 
 
+def tune(config: MatcherConfig, train: Path, out: Path, args, dev: Path | None = None) -> dict:
+    """`matcher train encoder`'s job with the run's options (one recipe for the folds and the final)."""
+    from matcher.learning.finetune import fine_tune_encoder
+
+    return fine_tune_encoder(
+        config,
+        train,
+        out,
+        epochs=args.epochs,
+        max_pairs=args.max_pairs,
+        batch_size=args.batch_size,
+        time_budget_s=args.time_budget,
+        dev=dev,
+    )
+
+
 def run_fold(
     config: MatcherConfig,
     fold: int,
@@ -81,8 +97,6 @@ def run_fold(
     args: argparse.Namespace,
 ) -> dict:
     """Fine-tune on everything but the fold, score the fold before and after; returns the fold's row."""
-    from matcher.learning.finetune import fine_tune_encoder
-
     out = set(held_out)
     train = write_lines(
         work / f"train-{fold}.jsonl", [raw for i, (_, raw) in enumerate(real) if i not in out]
@@ -93,16 +107,7 @@ def run_fold(
     test = write_lines(work / f"fold-{fold}.jsonl", [real[i][1] for i in held_out])
     model = work / f"e5-ft-{fold}"
     start = time.perf_counter()
-    summary = fine_tune_encoder(
-        config,
-        train,
-        model,
-        epochs=args.epochs,
-        max_pairs=args.max_pairs,
-        batch_size=args.batch_size,
-        time_budget_s=args.time_budget,
-        dev=test,
-    )
+    summary = tune(config, train, model, args, dev=test)
     wall = round(time.perf_counter() - start, 1)
     if not args.keep:
         shutil.rmtree(model, ignore_errors=True)
@@ -125,18 +130,9 @@ def final(
 ) -> dict:
     """The CV recipe on all of real-train (+ the synthetic sample): the model to ship if CV supports it."""
     from matcher.encoders.onnx_export import export_onnx
-    from matcher.learning.finetune import fine_tune_encoder
 
     train = write_lines(work / "train-all.jsonl", [raw for _, raw in real] + synthetic)
-    summary = fine_tune_encoder(
-        config,
-        train,
-        out,
-        epochs=args.epochs,
-        max_pairs=args.max_pairs,
-        batch_size=args.batch_size,
-        time_budget_s=args.time_budget,
-    )
+    summary = tune(config, train, out, args)
     export_onnx(out, force=True)
     return summary
 
