@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,11 +30,28 @@ WAIT_S = 60.0
 """How long the parent waits for a worker after its own loading is done (then encodes itself)."""
 
 
-def _encode(conn: Connection, name: str, config: MatcherConfig, queries: list[str]) -> None:
+YIELD_NICE = 10
+"""Niceness of the other workers when one retriever's query encoder is the slowest to load
+(`slowest_query_load`, kiwi): four processes shared 2 cores evenly and kiwi finished last; yielding
+to it cut a cold match from 3.9–4.2 s to 3.3–3.5 s on a 2-core EPYC (docs/speed.md)."""
+
+
+def worker_niceness(retrievers: Sequence[str]) -> dict[str, int]:
+    """Each configured retriever's worker and its niceness: the others yield to the slowest to load."""
+    from matcher.retrieval.registry import retriever_class
+
+    names = list(dict.fromkeys(retrievers))
+    slowest = {n for n in names if getattr(retriever_class(n), "slowest_query_load", False)}
+    return {n: YIELD_NICE if slowest and n not in slowest else 0 for n in names}
+
+
+def _encode(conn: Connection, name: str, config: MatcherConfig, queries: list[str], nice: int) -> None:
     """In the worker: encode and send `(True, representation)`, or `(False, reason)`."""
     try:
         from matcher.retrieval.registry import retriever_class
 
+        if nice:
+            os.nice(nice)
         encode = retriever_class(name).query_encoder(name, config)
         conn.send((True, None if encode is None else encode(queries)))
     except BaseException as exc:  # the parent encodes itself and reports the error if it recurs
@@ -48,9 +66,9 @@ class QueryPrefetch:
     def __init__(self, config: MatcherConfig, queries: list[str]):
         ctx = multiprocessing.get_context("fork")
         self._workers: dict[str, tuple[Any, Connection]] = {}
-        for name in dict.fromkeys(config.retrievers):
+        for name, nice in worker_niceness(config.retrievers).items():
             receive, send = ctx.Pipe(duplex=False)
-            process = ctx.Process(target=_encode, args=(send, name, config, queries), daemon=True)
+            process = ctx.Process(target=_encode, args=(send, name, config, queries, nice), daemon=True)
             process.start()
             send.close()
             self._workers[name] = (process, receive)

@@ -92,3 +92,10 @@ def test_a_worker_forked_from_a_process_with_models_loaded_does_not_hang(cold):
     tokenize_many(["세라믹 기판 열충격", "전도성 방출 시험"])
     encoded = prefetch.start(cold, Request(id="r", text=TEXT)).results(timeout=30)
     assert set(encoded) == {"hashing", "bm25"}
+
+
+def test_workers_yield_to_the_slowest_loading_encoder():
+    from matcher.prefetch import YIELD_NICE, worker_niceness
+
+    assert worker_niceness(["e5", "use", "bm25", "e5"]) == {"e5": YIELD_NICE, "use": YIELD_NICE, "bm25": 0}
+    assert worker_niceness(["e5", "use"]) == {"e5": 0, "use": 0}  # nobody to yield to
