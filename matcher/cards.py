@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from matcher.atomic import atomic_write_binary
 from matcher.korean import TOKENIZER, tokenize, tokenize_many
 
 if TYPE_CHECKING:
@@ -122,11 +123,8 @@ class InstituteCards:
             "key": self.key,
             "vocab": {k: list(i.vocab) for k, i in self.indexes.items()},
         }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, meta=np.array(json.dumps(meta, ensure_ascii=False)), **arrays)
-        tmp.replace(path)
+        with atomic_write_binary(path) as fh:
+            np.savez(fh, meta=np.array(json.dumps(meta, ensure_ascii=False)), **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> InstituteCards | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from matcher.atomic import write_text_atomic
 from matcher.encoders.cpu import cpu_flags, native_bf16
 
 RUNTIMES = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
@@ -141,9 +142,7 @@ def read_choice(model_path: str | Path) -> RuntimeChoice | None:
 
 def write_choice(model_path: str | Path, choice: RuntimeChoice) -> Path:
     path = Path(model_path) / RUNTIME_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(choice), ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(asdict(choice), ensure_ascii=False, indent=1))
     return path
 
 

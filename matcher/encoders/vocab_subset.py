@@ -16,7 +16,6 @@ written or does not match, the full tokenizer is used, so nothing but speed depe
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from matcher.atomic import write_text_atomic
+from matcher.atomic import atomic_write_binary, write_text_atomic
 
 SOURCE = "tokenizer.json"
 SUBSET = "tokenizer.subset.json"
@@ -94,11 +93,8 @@ def write_subset(folder: Path) -> bool:
     sliced, ids = subset_of(json.loads((folder / SOURCE).read_text(encoding="utf-8")))
     try:
         write_text_atomic(folder / SUBSET, json.dumps(sliced, ensure_ascii=False))
-        buffer = io.BytesIO()
-        np.savez(buffer, ids=ids, stamp=np.asarray(_stamp(folder), dtype=np.int64))
-        tmp = folder / (IDS + ".tmp")
-        tmp.write_bytes(buffer.getvalue())
-        tmp.replace(folder / IDS)
+        with atomic_write_binary(folder / IDS) as fh:
+            np.savez(fh, ids=ids, stamp=np.asarray(_stamp(folder), dtype=np.int64))
     except OSError:
         return False
     return True
