@@ -41,7 +41,7 @@ def worker_niceness(retrievers: Sequence[str]) -> dict[str, int]:
     from matcher.retrieval.registry import retriever_class
 
     names = list(dict.fromkeys(retrievers))
-    slowest = {n for n in names if getattr(retriever_class(n), "slowest_query_load", False)}
+    slowest = {n for n in names if retriever_class(n).slowest_query_load}
     return {n: YIELD_NICE if slowest and n not in slowest else 0 for n in names}
 
 

@@ -33,6 +33,8 @@ class Retriever(Protocol):
     name: str
     section: ClassVar[str]
     """The manifest section its entry lives in: `dense` or `lexical`."""
+    slowest_query_load: ClassVar[bool]
+    """Its `query_encoder` takes longest to load (kiwi): a cold match's other workers yield to it."""
 
     @classmethod
     def build(
@@ -76,6 +78,8 @@ class Retriever(Protocol):
 
 class Searches:
     """`search` for every retriever (encode the texts, then look them up); no query cache by default."""
+
+    slowest_query_load: ClassVar[bool] = False
 
     def search(self, texts: Sequence[str], k: int) -> SearchHits:
         return self.search_encoded(self.encode_queries(texts), k)  # type: ignore[attr-defined]

@@ -126,8 +126,7 @@ class BM25Retriever(Searches):
     """The `bm25` retriever: queries become kiwi morphemes, then BM25 over the records' morphemes."""
 
     section = "lexical"
-    slowest_query_load = True
-    """kiwi's start-up (~1.7 s of CPU) is the longest step of a cold one-shot match (`matcher.prefetch`)."""
+    slowest_query_load = True  # kiwi's start-up, ~1.7 s of CPU
 
     def __init__(self, index: BM25Index, name: str = "bm25"):
         self.name = name
