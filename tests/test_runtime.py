@@ -258,3 +258,43 @@ def test_doctor_without_a_model_exits_3(tmp_path):
     result = CliRunner().invoke(app, ["model", "doctor", "--model", "nope", "--model-dir", str(tmp_path)])
     assert result.exit_code == 3
     assert "matcher model install" in result.output
+
+
+@pytest.mark.slow  # optimises and runs e5 int8 (a few seconds)
+@pytest.mark.model
+def test_the_saved_optimised_graph_gives_the_exports_states_bit_for_bit(exported, tmp_path, monkeypatch):
+    import onnxruntime as ort
+
+    from matcher.encoders import ort as ort_backend
+    from matcher.encoders.registry import make_encoder
+
+    export = exported / "onnx" / "model-int8.onnx"
+    graph = ort_backend.optimized_graph(export)
+    assert graph != export and graph.is_file() and ort_backend.optimized_graph(export) == graph
+    encoder = make_encoder(exported, "onnx-int8")
+    assert Path(encoder._session(1)._model_path) == graph  # served from the saved graph
+    encodings = encoder.tokenize(list(rt.CALIBRATION_TEXTS[:3]))
+    plain = ort.InferenceSession(str(export), providers=["CPUExecutionProvider"])
+    for encoding in encodings:
+        ids = np.array([encoding.ids], dtype=np.int64)
+        want = plain.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0]
+        np.testing.assert_array_equal(encoder.token_states([encoding]), want)
+
+    # A copy whose folder cannot take the saved graph is served from the export itself.
+    copy = tmp_path / "model-int8.onnx"
+    copy.symlink_to(export)
+
+    def refuse(*_args):
+        raise OSError("read-only file system")
+
+    monkeypatch.setattr(ort_backend.os, "replace", refuse)
+    assert ort_backend.optimized_graph(copy) == copy
+    assert not list(tmp_path.glob("*.tmp"))
+    monkeypatch.undo()
+    # Written once it can be, and rewritten when the export changes (its stamp no longer matches).
+    saved = ort_backend.optimized_graph(copy)
+    assert saved != copy and saved.is_file()
+    stamp = saved.with_suffix(".json")
+    stamp.write_text('[0, 0, "older"]', encoding="utf-8")
+    before = saved.stat().st_mtime_ns
+    assert ort_backend.optimized_graph(copy) == saved and saved.stat().st_mtime_ns != before
