@@ -106,6 +106,28 @@ def test_use_encoder_gives_unit_vectors_that_rank_a_paraphrase_first():
     assert enc.id.startswith("use-multilingual-v3@") and enc.id.endswith("+spm")
 
 
+def test_use_weights_unpacked_once_give_the_same_vectors(tmp_path):
+    """The unpacked copy (memory-mapped table) loads faster and encodes exactly as the package's npz;
+    a stale stamp or a damaged copy is unpacked again."""
+    from matcher.encoders.use import USEEncoder
+
+    want = USEEncoder().encode(DOCS, kind="passage")
+    first = USEEncoder(cache_dir=tmp_path)
+    np.testing.assert_array_equal(first.encode(DOCS, kind="passage"), want)  # unpacks
+    assert {p.name for p in tmp_path.iterdir()} == {"table.npy", "rest.npz", "stamp.json"}
+    second = USEEncoder(cache_dir=tmp_path)
+    np.testing.assert_array_equal(second.encode(DOCS, kind="passage"), want)
+    assert isinstance(second.backend.table, np.memmap)  # read from the copy, not re-inflated
+
+    (tmp_path / "rest.npz").write_bytes(b"not an npz")
+    np.testing.assert_array_equal(USEEncoder(cache_dir=tmp_path).encode(DOCS, kind="passage"), want)
+    (tmp_path / "stamp.json").write_text('[0, 0, "older", 1]', encoding="utf-8")
+    third = USEEncoder(cache_dir=tmp_path)
+    np.testing.assert_array_equal(third.encode(DOCS, kind="passage"), want)
+    assert not isinstance(third.backend.table, np.memmap)  # the stale copy was not read
+    assert isinstance(USEEncoder(cache_dir=tmp_path).backend.table, np.memmap)  # and was renewed
+
+
 def test_use_tokens_are_sentencepiece_ones_and_match_the_port_on_plain_korean():
     """The C++ tokenizer agrees with the package's port on Korean text, and merges a run of unknown
     characters into one <unk> where the port emits one per character (why the encoder id changed)."""

@@ -36,7 +36,7 @@ def _load(kind: str, path: str, runtime: str) -> Encoder:
     if kind == "use":
         from matcher.encoders.use import USEEncoder
 
-        return USEEncoder()
+        return USEEncoder(cache_dir=path or None)  # path: where its unpacked weights are kept
     if kind.startswith("hashing"):
         from matcher.encoders.hashing import HashingEncoder
 
@@ -51,6 +51,8 @@ def load_encoder(retriever: str, *, e5_model: str, model_dir: str | Path, runtim
     must be a local sentence-transformers directory (the code never downloads weights). `runtime`
     "auto" is the choice measured for this machine (`encoders.runtime`).
     """
+    if retriever == "use":
+        return _load("use", str(Path(model_dir) / "cache" / "use"), "")
     if retriever != "e5":
         return _load(retriever, "", "")
     path, chosen = _e5(e5_model, model_dir, runtime)
@@ -60,8 +62,8 @@ def load_encoder(retriever: str, *, e5_model: str, model_dir: str | Path, runtim
 def encoder_identity(retriever: str, *, e5_model: str, model_dir: str | Path, runtime: str = "auto") -> str:
     """The id `load_encoder` gives, without loading e5 (its tokenizer and ONNX session take ~1.6 s):
     a saved index's staleness needs only the id."""
-    if retriever != "e5":
-        return _load(retriever, "", "").id  # USE and hashing load their weights on first use, if ever
+    if retriever != "e5":  # USE and hashing load their weights on first use, if ever
+        return load_encoder(retriever, e5_model=e5_model, model_dir=model_dir).id
     from matcher.encoders.factory import encoder_id
 
     return encoder_id(*_e5(e5_model, model_dir, runtime))
