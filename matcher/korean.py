@@ -38,6 +38,11 @@ def _kiwi():
     return Kiwi(**KIWI_OPTIONS)
 
 
+def warm_up() -> None:
+    """Load kiwi's model now: it builds on its first analysis (~2 s of CPU), see `prefetch.start_spare`."""
+    _kiwi().tokenize("준비")
+
+
 def normalize_text(text: str) -> str:
     """NFKC (full-width letters, ㎛ and the like) and collapsed white space."""
     return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip()

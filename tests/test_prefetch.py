@@ -99,3 +99,69 @@ def test_workers_yield_to_the_slowest_loading_encoder():
 
     assert worker_niceness(["e5", "use", "bm25", "e5"]) == {"e5": YIELD_NICE, "use": YIELD_NICE, "bm25": 0}
     assert worker_niceness(["e5", "use"]) == {"e5": 0, "use": 0}  # nobody to yield to
+
+
+def test_the_spare_started_first_encodes_the_slowest_retrievers_queries(cold):
+    """`start_spare` (forked before the CLI loads) takes BM25's queries instead of a fresh worker."""
+    request = Request(id="r", text=TEXT)
+    prefetch.start_spare()
+    spare_process = prefetch._spare[0]
+    workers = prefetch.start(cold, request)
+    assert prefetch._spare is None  # claimed
+    assert workers._workers["bm25"][0] is spare_process
+    assert workers._workers["hashing"][0] is not spare_process
+    encoded = workers.results()
+    matcher = Matcher.from_config(cold)
+    queries = matcher.prepare([request]).queries
+    assert encoded["bm25"] == matcher.indexes.retrievers["bm25"].encode_queries(queries)
+    assert not spare_process.is_alive()
+
+
+def test_an_unused_spare_exits(cold):
+    prefetch.start_spare()
+    spare_process = prefetch._spare[0]
+    workers = prefetch.start(
+        cold.replace(retrievers=("hashing",), retriever_weights=(1.0,)), Request(id="r", text=TEXT)
+    )
+    assert set(workers.results()) == {"hashing"}
+    spare_process.join(timeout=30)
+    assert not spare_process.is_alive() and prefetch._spare is None
+    prefetch.start_spare()
+    spare_process = prefetch._spare[0]
+    assert prefetch.start(cold.replace(prefetch_queries=False), Request(id="r", text=TEXT)) is None
+    spare_process.join(timeout=30)
+    assert not spare_process.is_alive()
+
+
+def test_a_one_shot_match_from_the_command_line_prints_the_in_process_result(cold, tmp_path):
+    """Through `matcher.cli.entry.main`: the spare is forked first and the process ends by
+    `quick_exit`, yet the JSON is whole and equal to the in-process match; errors keep their exit code."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    config_file = tmp_path / "cold.toml"
+    cold.save(config_file)
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        return subprocess.run(
+            [sys.executable, "-m", "matcher", "match", "--local", "-C", str(config_file), *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+
+    done = cli("--json", TEXT)
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout)
+    want = Matcher.from_config(cold).match(Request(id="request", text=TEXT)).to_dict()
+    for result in (got, want):
+        result.pop("latency_ms")
+    assert got == want
+    empty = cli("--json", "   ")
+    assert empty.returncode == 2 and json.loads(empty.stdout)["error"]

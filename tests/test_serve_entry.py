@@ -47,3 +47,20 @@ def test_no_desk_means_no_answer(tmp_path, fast_config_file, capsys):
         ["match", "--json", "-C", str(fast_config_file), "--server", "http://127.0.0.1:9", "x"]
     )
     assert capsys.readouterr().out == ""
+
+
+def test_kiwi_is_started_early_only_for_a_match_run_here_with_bm25(fast_config_file):
+    from matcher.cli.entry import needs_kiwi_soon
+
+    config = str(fast_config_file)  # hashing + BM25
+    assert needs_kiwi_soon(["match", "텍스트"])  # the default preset has BM25
+    assert needs_kiwi_soon(["match", "--local", "-C", config, "텍스트"])
+    assert needs_kiwi_soon(["match", "--config=" + config, "--json", "텍스트"])
+    assert not needs_kiwi_soon(["match", "-C", "dense", "텍스트"])  # e5 alone
+    assert not needs_kiwi_soon(["match", "-C", config, "--set", 'retrievers=["hashing"]', "텍스트"])
+    assert needs_kiwi_soon(["match", "-C", "dense", "--set", 'retrievers=["e5","bm25"]', "텍스트"])
+    assert not needs_kiwi_soon(["match", "--help"])
+    assert not needs_kiwi_soon(["match", "--server", "http://127.0.0.1:9", "텍스트"])
+    assert not needs_kiwi_soon(["match", "-C", "no-such.toml", "텍스트"])  # the CLI reports it
+    assert not needs_kiwi_soon(["batch", "cases.jsonl"])
+    assert not needs_kiwi_soon([])
