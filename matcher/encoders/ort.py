@@ -114,9 +114,13 @@ class OnnxEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         encodings = self.tokenize(texts, kind)
-        threads = encode_threads(len(texts), os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
         if kind == "query" and self.precision == "int8":
-            return l2_normalize(self._each_alone(encodings, side_by_side(len(texts), threads)))
+            # One text per call on one thread, so a request's few texts may each get a core: one
+            # request's e5 time fell from ~89 to ~50 ms on 2 cores (docs/speed.md).
+            alone = encode_threads(len(texts), cores, small=max(1, min(len(texts), cores)))
+            return l2_normalize(self._each_alone(encodings, alone))
+        threads = encode_threads(len(texts), cores)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for rows in length_batches([len(e.ids) for e in encodings], batch_size):
             batch = [encodings[i] for i in rows]
@@ -177,18 +181,6 @@ def optimized_graph(file: Path) -> Path:
     finally:
         scratch.unlink(missing_ok=True)
     return target if write_stamp(stamp_file, stamp) else file
-
-
-def side_by_side(n_texts: int, threads: int) -> int:
-    """How many one-text calls run at once. A request's few texts (`SMALL_BATCH`) get a thread each,
-    up to the cores: each call stays on one thread (the rule for small problems), so this costs no
-    thread contention, and one request's e5 time fell from ~89 to ~50 ms on 2 cores (docs/speed.md).
-    Larger calls follow the command's thread count as before."""
-    from matcher.encoders.base import SMALL_BATCH
-
-    if n_texts <= SMALL_BATCH:
-        return max(1, min(n_texts, os.cpu_count() or 1))
-    return threads
 
 
 PAD_RATIO = 1.25
