@@ -70,21 +70,27 @@ def _read_text(opts: dict) -> str | None:
     return opts["text"]
 
 
-def _running_desk(config: str | None):
-    """The desk started from the same config text as `config`, if one is up (standard library only)."""
+def _read_config(config: str | None) -> tuple[str, dict] | None:
+    """The TOML text and its table for a `--config` value (None: no such preset or file, or bad TOML)."""
     import tomllib
 
-    from matcher.config_source import DEFAULT_MODEL_DIR, config_text, source_digest
-    from matcher.serve.discovery import find_server_for_source
+    from matcher.config_source import config_text
 
     found = config_text(config)
     if found is None:
         return None
     try:
-        model_dir = tomllib.loads(found[1]).get("model_dir", DEFAULT_MODEL_DIR)
+        return found[1], tomllib.loads(found[1])
     except tomllib.TOMLDecodeError:
         return None
-    return find_server_for_source(str(model_dir), source_digest(found[1]))
+
+
+def _running_desk(text: str, table: dict):
+    """The desk started from this config text, if one is up (standard library only)."""
+    from matcher.config_source import DEFAULT_MODEL_DIR, source_digest
+    from matcher.serve.discovery import find_server_for_source
+
+    return find_server_for_source(str(table.get("model_dir", DEFAULT_MODEL_DIR)), source_digest(text))
 
 
 def needs_kiwi_soon(argv: list[str]) -> bool:
@@ -93,10 +99,6 @@ def needs_kiwi_soon(argv: list[str]) -> bool:
     (without `--local`), not a config whose retrievers leave BM25 out. Standard library only."""
     if not argv or argv[0] != "match":
         return False
-    import tomllib
-
-    from matcher.config_source import config_text
-
     config, retrievers, local = None, None, False
     rest = argv[1:]
     for i, arg in enumerate(rest):
@@ -111,14 +113,11 @@ def needs_kiwi_soon(argv: list[str]) -> bool:
                 config = value
             elif value.startswith("retrievers="):
                 retrievers = value
-    found = config_text(config)
-    if found is None or (not local and _running_desk(config) is not None):
+    found = _read_config(config)
+    if found is None or (not local and _running_desk(*found) is not None):
         return False
     if retrievers is None:
-        try:
-            retrievers = str(tomllib.loads(found[1]).get("retrievers", "bm25"))  # the default has it
-        except tomllib.TOMLDecodeError:
-            return False
+        retrievers = str(found[1].get("retrievers", "bm25"))  # the default has it
     return "bm25" in retrievers
 
 
@@ -137,7 +136,8 @@ def fast_match(argv: list[str]) -> bool:
     url, token = opts["server"], os.environ.get("MATCHER_TOKEN")
     if url is not None:
         return False  # a named desk: the full CLI checks the config and reports errors
-    info = _running_desk(opts["config"])
+    found = _read_config(opts["config"])
+    info = None if found is None else _running_desk(*found)
     if info is None or info.max_text_chars is None or len(text) > info.max_text_chars:
         return False
     url, token = info.url, info.token or token
