@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from matcher.atomic import atomic_write_binary, write_text_atomic
+from matcher.derived import source_stamp
 
 SOURCE = "tokenizer.json"
 SUBSET = "tokenizer.subset.json"
@@ -84,8 +85,7 @@ def subset_of(tokenizer: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
 
 
 def _stamp(folder: Path) -> list[int]:
-    stat = (folder / SOURCE).stat()
-    return [FORMAT, stat.st_size, stat.st_mtime_ns]
+    return [int(x) for x in source_stamp(folder / SOURCE, FORMAT)]
 
 
 def write_subset(folder: Path) -> bool:
